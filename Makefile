@@ -1,0 +1,39 @@
+# Every target sets itself up: on a fresh machine `make demo` and `make test` need only python3 (3.11+).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROMPT ?= 한 마리 고양이가 서울의 밤거리를 걷는다
+
+.PHONY: install demo test lint bench ui clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job, offline: no key, no network. Prints where the video is.
+demo: $(STAMP)
+	$(BIN)/sora-extend run "$(PROMPT)" --segments 3 --seconds 4
+
+## The test suite (starts its own Prefect and S3 test servers on loopback).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Media benchmark: merge, frame extraction, preview render (prints a table of ratios).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/media_bench.py
+
+## Prefect UI on http://127.0.0.1:4200 (keep the default port: the UI calls the API there).
+ui: $(STAMP)
+	$(BIN)/prefect server start
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

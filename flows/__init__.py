@@ -1,0 +1,1 @@
+"""Prefect flows. They orchestrate only: every step is a task in `tasks/` over `sora_extend`."""

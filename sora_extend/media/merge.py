@@ -1,0 +1,273 @@
+"""Join segments into one MP4: copy video packets, re-encode audio through one AAC encoder.
+
+Why this way (measured in shared/reference/media.md): `-c copy` on both streams drifts ~21 ms per
+join because every segment's AAC priming plays as silence; copying video and sending all audio
+through a single encoder is gapless and sample-accurate, and costs a fraction of a re-encode.
+
+Continuous joins: an image-to-video segment starts with the hand-off frame, which is the previous
+segment's last frame, so a plain concatenation shows that image twice (a one-frame hold, visible in
+a pan). Instead of dropping a frame (impossible without re-encoding a GOP) the two copies are each
+shown for half a frame: the image is on screen for exactly one frame period, nothing is re-encoded,
+and the frame count stays the sum of the inputs. The audio is cut at the same instants, so sync holds
+at every join. Everything stream copy cannot do exactly (different codecs or sizes, crossfades,
+trimming a segment's tail) goes to the re-encode path in `reencode.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from pydantic import BaseModel, Field
+
+from sora_extend.errors import MediaError
+from sora_extend.media.probe import MediaInfo, probe
+
+logger = logging.getLogger(__name__)
+
+AUDIO_RATE = 48_000
+AAC_FRAME = 1024
+
+
+class JoinPlan(BaseModel):
+    """How segment k joins segment k+1."""
+
+    transition: str = "continuous"
+    dedupe_first_frame: bool = Field(False, description="k+1 starts with k's last frame: show each for half.")
+    trim_tail_frames: int = Field(0, ge=0, description="Frames at the end of k that must not be shown.")
+    crossfade_s: float = Field(0.0, ge=0)
+
+
+class MergeResult(BaseModel):
+    method: str
+    reason: str = ""
+    frames: int
+    duration: float
+    seconds: float
+    joins_at: list[float] = Field(default_factory=list, description="Output times where segments meet.")
+
+
+class StreamCopyUnsupported(Exception):
+    """Stream copy cannot produce this output exactly; the caller re-encodes instead."""
+
+
+def stream_copy_blocker(infos: Sequence[MediaInfo], joins: Sequence[JoinPlan]) -> str | None:
+    """Why these segments cannot be joined by stream copy, or None if they can."""
+    if any(info.video is None for info in infos):
+        return "a segment has no video stream"
+    keys = {info.video.stream_copy_key() for info in infos if info.video}
+    if len(keys) > 1:
+        first = infos[0].video
+        for info in infos[1:]:
+            assert info.video is not None and first is not None
+            for name in ("codec", "width", "height", "pix_fmt", "fps_fraction", "extradata_sha256"):
+                if getattr(info.video, name) != getattr(first, name):
+                    return f"segments differ in {name} ({getattr(first, name)} vs {getattr(info.video, name)})"
+    if any(join.crossfade_s > 0 for join in joins):
+        return "crossfade joins blend frames"
+    if any(join.trim_tail_frames for join in joins):
+        return "a segment's last frames must be trimmed (the hand-off guard skipped them)"
+    return None
+
+
+class _AudioTrack:
+    """One AAC encoder fed with exact spans of each segment's decoded audio (silence where absent)."""
+
+    def __init__(self, container: av.container.OutputContainer) -> None:
+        self.stream = container.add_stream("aac", rate=AUDIO_RATE)
+        self.stream.layout = "stereo"
+        self.stream.bit_rate = 160_000
+        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+        self.pending = np.zeros((2, 0), dtype=np.float32)
+        self.next_pts = 0
+
+    def decode_span(self, path: Path, video_start: float, start: float, length: float) -> np.ndarray:
+        """Samples for [start, start + length) seconds of the segment, timed against its video."""
+        count = round(length * AUDIO_RATE)
+        out = np.zeros((2, count), dtype=np.float32)
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return out
+            stream = container.streams.audio[0]
+            chunks: list[np.ndarray] = []
+            first_time: float | None = None
+            for frame in container.decode(stream):
+                for resampled in self.resampler.resample(frame):
+                    if first_time is None:
+                        first_time = float(resampled.time) if resampled.time is not None else 0.0
+                    chunks.append(resampled.to_ndarray())
+            for resampled in self.resampler.resample(None):
+                chunks.append(resampled.to_ndarray())
+            self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+        if not chunks:
+            return out
+        samples = np.concatenate(chunks, axis=1)
+        offset = round((start - ((first_time or 0.0) - video_start)) * AUDIO_RATE)
+        src_from, dst_from = max(0, offset), max(0, -offset)
+        take = max(0, min(count - dst_from, samples.shape[1] - src_from))
+        out[:, dst_from : dst_from + take] = samples[:, src_from : src_from + take]
+        return out
+
+    def encode(self, samples: np.ndarray) -> list[av.Packet]:
+        self.pending = np.concatenate([self.pending, samples], axis=1)
+        whole = self.pending.shape[1] // AAC_FRAME * AAC_FRAME
+        packets = self._encode(self.pending[:, :whole])
+        self.pending = self.pending[:, whole:]
+        return packets
+
+    def _encode(self, samples: np.ndarray) -> list[av.Packet]:
+        packets: list[av.Packet] = []
+        for begin in range(0, samples.shape[1], AAC_FRAME):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, begin : begin + AAC_FRAME]), format="fltp", layout="stereo"
+            )
+            frame.sample_rate = AUDIO_RATE
+            frame.pts = self.next_pts
+            self.next_pts += frame.samples
+            packets.extend(self.stream.encode(frame))
+        return packets
+
+    def flush(self) -> list[av.Packet]:
+        packets = self._encode(self.pending) if self.pending.shape[1] else []
+        self.pending = self.pending[:, :0]
+        return packets + list(self.stream.encode(None))
+
+
+def _read_video_packets(path: Path) -> tuple[list[av.Packet], Fraction]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = []
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.pts is None or packet.dts is None:
+                continue
+            if packet.is_discard:
+                raise StreamCopyUnsupported(f"{path.name} uses an edit list that hides frames")
+            packets.append(packet)
+        return packets, stream.time_base
+
+
+def stream_copy_merge(inputs: Sequence[Path], joins: Sequence[JoinPlan], output: Path) -> MergeResult:
+    infos = [probe(path) for path in inputs]
+    blocker = stream_copy_blocker(infos, joins)
+    if blocker:
+        raise StreamCopyUnsupported(blocker)
+    first_video = infos[0].video
+    assert first_video is not None
+    fps = Fraction(first_video.fps_fraction)
+    with av.open(str(inputs[0])) as template_container:
+        template = template_container.streams.video[0]
+        in_tb = template.time_base
+        # Half a frame must be a whole number of ticks: halve the time base when it is not.
+        frame_ticks = Fraction(1, 1) / fps / in_tb
+        tb = in_tb if (frame_ticks / 2).denominator == 1 else in_tb / 2
+        frame = int(Fraction(1, 1) / fps / tb)
+        half = frame // 2
+        output.parent.mkdir(parents=True, exist_ok=True)
+        out = av.open(str(output), mode="w", options={"movflags": "+faststart"})
+        try:
+            video_out = out.add_stream_from_template(template)
+            audio = _AudioTrack(out)
+            return _copy_all(out, video_out, audio, inputs, joins, tb, frame, half)
+        finally:
+            out.close()
+
+
+def _copy_all(
+    out: av.container.OutputContainer,
+    video_out: av.VideoStream,
+    audio: _AudioTrack,
+    inputs: Sequence[Path],
+    joins: Sequence[JoinPlan],
+    tb: Fraction,
+    frame: int,
+    half: int,
+) -> MergeResult:
+    offset = 0  # output time (in tb) where the current segment's first frame is shown
+    last_dts: int | None = None
+    frames = 0
+    joins_at: list[float] = []
+    for k, path in enumerate(inputs):
+        packets, in_tb = _read_video_packets(path)
+        if not packets:
+            raise MediaError(f"{path.name} has no video packets")
+        scale = in_tb / tb
+        pts = [int(p.pts * scale) for p in packets]
+        dts = [int(p.dts * scale) for p in packets]
+        first, last = min(pts), max(pts)
+        dedupe_in = k > 0 and joins[k - 1].dedupe_first_frame
+        dedupe_out = k < len(inputs) - 1 and joins[k].dedupe_first_frame
+        shift = half if dedupe_in else 0
+        video_packets = []
+        for packet, p, d in zip(packets, pts, dts, strict=True):
+            new_pts = offset if p == first else offset + p - first - shift
+            new_dts = offset + d - first - shift
+            if last_dts is not None and new_dts <= last_dts:
+                new_dts = last_dts + 1
+            if new_dts > new_pts:
+                raise StreamCopyUnsupported(f"{path.name}: retimed frames would decode after they show")
+            last_dts = new_dts
+            packet.pts, packet.dts, packet.duration, packet.time_base = new_pts, new_dts, frame, tb
+            packet.stream = video_out
+            video_packets.append(packet)
+        span = (last - first - shift) + (half if dedupe_out else frame)
+        samples = audio.decode_span(path, float(first * tb), float(shift * tb), float(span * tb))
+        _interleave(out, video_packets, audio.encode(samples), tb)
+        frames += len(packets)
+        offset += span
+        joins_at.append(float(offset * tb))
+    out.mux(audio.flush())
+    seconds = float(offset * tb)
+    return MergeResult(method="stream-copy", frames=frames, duration=seconds, seconds=0.0, joins_at=joins_at[:-1])
+
+
+def _interleave(
+    out: av.container.OutputContainer, video: list[av.Packet], audio: list[av.Packet], tb: Fraction
+) -> None:
+    """Mux a segment's packets in time order so players can stream the file progressively."""
+
+    def when(packet: av.Packet) -> float:
+        return float(packet.dts * packet.time_base) if packet.time_base else float(packet.dts * tb)
+
+    for packet in sorted(video + audio, key=when):
+        out.mux(packet)
+
+
+def merge_videos(
+    inputs: Sequence[Path],
+    output: Path,
+    joins: Sequence[JoinPlan],
+    *,
+    size: tuple[int, int] | None = None,
+    fps: int | None = None,
+) -> MergeResult:
+    """Stream copy when it is exact, otherwise a full re-encode; the result is probed before returning."""
+    if len(joins) != max(0, len(inputs) - 1):
+        raise ValueError(f"{len(inputs)} inputs need {len(inputs) - 1} joins, got {len(joins)}")
+    started = time.monotonic()
+    try:
+        result = stream_copy_merge(inputs, joins, output)
+    except StreamCopyUnsupported as exc:
+        from sora_extend.media.reencode import reencode_merge
+
+        logger.info("merge: re-encoding (%s)", exc)
+        output.unlink(missing_ok=True)
+        result = reencode_merge(inputs, output, joins, size=size, fps=fps)
+        result.reason = str(exc)
+    _check_output(output, result)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _check_output(output: Path, result: MergeResult) -> None:
+    info = probe(output)
+    if info.video is None:
+        raise MediaError(f"merge produced {output.name} without a video stream")
+    if info.audio is None:
+        raise MediaError(f"merge produced {output.name} without an audio stream")
+    if abs(info.duration - result.duration) > 0.1:
+        raise MediaError(f"merge produced {info.duration:.3f} s, expected {result.duration:.3f} s")

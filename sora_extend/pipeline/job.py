@@ -1,0 +1,108 @@
+"""A job: one request's folder in storage, its state file, ledger, local cache and locks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from sora_extend.catalogue import ModelSpec
+from sora_extend.ledger import Ledger, utcnow
+from sora_extend.locks import key_lock
+from sora_extend.request import ExtendRequest, normalise_storage_url
+from sora_extend.settings import Settings, get_settings
+from sora_extend.storage.cache import LocalCache
+from sora_extend.storage.store import JobStore
+
+JobStatus = Literal["running", "completed", "failed"]
+
+
+class JobRef(BaseModel):
+    """What travels between tasks: enough to reopen the job anywhere. Holds no secrets."""
+
+    job_id: str
+    storage_url: str
+    request: ExtendRequest
+    generation: str = Field(
+        "", description="When this job folder was created: scopes Prefect's cached results to its lifetime."
+    )
+
+
+class JobState(BaseModel):
+    """job.json: status for humans and for retention, and the re-render takes per segment."""
+
+    job_id: str
+    status: JobStatus = "running"
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    error: str | None = None
+    identity: dict[str, object] = Field(default_factory=dict)
+    takes: dict[int, int] = Field(default_factory=dict, description="Segment -> current take (1 if absent).")
+    rerender_tokens: list[str] = Field(
+        default_factory=list, description="Runs whose re-render request was applied (applied once each)."
+    )
+
+
+def job_ref(request: ExtendRequest, settings: Settings | None = None) -> JobRef:
+    settings = settings or get_settings()
+    storage_url = request.storage or normalise_storage_url(settings.storage)
+    return JobRef(job_id=request.job_id(), storage_url=storage_url, request=request)
+
+
+class Job:
+    def __init__(self, ref: JobRef, settings: Settings | None = None) -> None:
+        self.ref = ref
+        self.request = ref.request
+        self.settings = settings or get_settings()
+        self.store = JobStore(ref.storage_url, ref.job_id, self.settings)
+        self.cache = LocalCache(self.settings.work_dir)
+        self.ledger = Ledger(self.store)
+        self.spec: ModelSpec = ref.request.spec
+
+    @property
+    def job_id(self) -> str:
+        return self.ref.job_id
+
+    def state(self) -> JobState:
+        return self.store.read_model("job.json", JobState) or JobState(
+            job_id=self.job_id, identity=self.request.identity()
+        )
+
+    def save_state(self, state: JobState) -> JobState:
+        state.updated_at = utcnow()
+        self.store.write_json("job.json", state)
+        return state
+
+    def start(self) -> JobRef:
+        """Mark the job running and return a ref that carries the folder's generation."""
+        state = self.state()
+        state.status, state.error, state.finished_at = "running", None, None
+        self.save_state(state)
+        return self.ref.model_copy(update={"generation": state.created_at.strftime("%Y%m%dT%H%M%S%fZ")})
+
+    def finish(self, status: JobStatus, error: str | None = None) -> JobState:
+        state = self.state()
+        state.status, state.error, state.finished_at = status, error, utcnow()
+        return self.save_state(state)
+
+    def take(self, segment: int) -> int:
+        return self.state().takes.get(segment, 1)
+
+    def apply_rerender(self, segments: list[int], token: str) -> dict[int, int]:
+        """Start a new take of each chosen segment, once per token (a retried run does not pay twice)."""
+        state = self.state()
+        if segments and token not in state.rerender_tokens:
+            for segment in segments:
+                state.takes[segment] = state.takes.get(segment, 1) + 1
+            state.rerender_tokens.append(token)
+            self.save_state(state)
+        return state.takes
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        with key_lock(self.settings.lock_dir, key, timeout_s=self.settings.poll_timeout_s + 600):
+            yield

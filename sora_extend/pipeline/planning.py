@@ -1,0 +1,53 @@
+"""Planning step: write the shot plan once per job and reuse it.
+
+The plan fixes every segment's prompt, and prompts are part of the segments' content keys, so a
+re-plan (LLMs are not deterministic) would re-render and re-pay everything. A job's plan.json is
+therefore authoritative once written; start a new job (or delete plan.json) to plan again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sora_extend.pipeline.job import Job
+from sora_extend.plan import ShotPlan
+from sora_extend.planners.base import Planner
+
+logger = logging.getLogger(__name__)
+
+PLAN_REL = "plan.json"
+
+
+def validate_plan(plan: ShotPlan, segments: int, seconds: int) -> None:
+    if len(plan.shots) != segments:
+        raise ValueError(f"the plan has {len(plan.shots)} shots, the request asks for {segments}")
+    for position, shot in enumerate(plan.shots, start=1):
+        if shot.index != position:
+            raise ValueError(f"shot {position} is numbered {shot.index}")
+        if shot.seconds != seconds:
+            raise ValueError(f"shot {position} lasts {shot.seconds} s, the request asks for {seconds} s")
+
+
+def plan_job(job: Job, planner: Planner) -> ShotPlan:
+    request = job.request
+    existing = job.store.read_model(PLAN_REL, ShotPlan)
+    if existing is not None:
+        validate_plan(existing, request.segments, request.seconds or 0)
+        logger.info(
+            "plan: reusing %s (%d shots by %s)",
+            job.store.url(PLAN_REL),
+            len(existing.shots),
+            existing.planner,
+        )
+        return existing
+    plan = planner.plan(request)
+    validate_plan(plan, request.segments, request.seconds or 0)
+    job.store.write_json(PLAN_REL, plan)
+    logger.info(
+        "plan: %d shots x %d s by %s, stored at %s",
+        len(plan.shots),
+        request.seconds or 0,
+        plan.planner,
+        job.store.url(PLAN_REL),
+    )
+    return plan

@@ -1,0 +1,80 @@
+"""What each step produces. Small, serialisable and hash-identified: these are also the Prefect task
+results, so a cached result is a pointer into storage plus the hashes that prove what it points at."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from sora_extend.ledger import utcnow
+
+
+class SegmentRecord(BaseModel):
+    index: int
+    take: int = 1
+    key: str = Field(..., description="Content key: what determines this segment's output.")
+    provider: str
+    model: str
+    endpoint: str
+    request_id: str
+    mode: str
+    prompt: str
+    seconds: int
+    width: int
+    height: int
+    seed: int | None
+    audio: bool
+    seeded_from_sha256: str | None = Field(None, description="Hash of the hand-off frame it started from.")
+    path: str = Field(..., description="Relative path in the job folder.")
+    sha256: str
+    bytes: int
+    duration: float
+    frames: int
+    has_audio: bool
+    cost_usd: float
+    submitted_at: datetime | None = None
+    finished_at: datetime = Field(default_factory=utcnow)
+    render_s: float = 0.0
+    resumed: bool = Field(False, description="True if this run resumed a request an earlier run submitted.")
+
+
+class HandoffRecord(BaseModel):
+    segment: int = Field(..., description="The segment the frame was taken from.")
+    key: str
+    path: str
+    sha256: str
+    width: int
+    height: int
+    from_end: int = Field(0, description="0 = the last frame; n = n frames before it (guard chose it).")
+    frame_time: float
+    sharpness: float
+    candidates: list[dict[str, float]] = Field(default_factory=list)
+    colour_anchored: bool = False
+    colour_shift: float = Field(0.0, description="Mean-Lab distance removed by re-anchoring.")
+
+
+class JoinRecord(BaseModel):
+    boundary: int = Field(..., description="Between segment `boundary` and `boundary + 1`.")
+    transition: str
+    dedupe_first_frame: bool = False
+    trim_tail_frames: int = 0
+    crossfade_s: float = 0.0
+
+
+class FinalRecord(BaseModel):
+    key: str
+    path: str
+    url: str
+    link: str
+    sha256: str
+    bytes: int
+    duration: float
+    frames: int
+    width: int
+    height: int
+    has_audio: bool
+    method: str = Field(..., description="stream-copy or re-encode, and why.")
+    joins: list[JoinRecord]
+    merge_s: float
+    av_offsets_ms: list[float] = Field(default_factory=list)

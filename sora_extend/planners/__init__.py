@@ -1,0 +1,7 @@
+"""Planners turn an `ExtendRequest` into a `ShotPlan`."""
+
+from __future__ import annotations
+
+from sora_extend.planners.base import Planner, get_planner
+
+__all__ = ["Planner", "get_planner"]

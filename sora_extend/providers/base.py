@@ -1,0 +1,119 @@
+"""The provider interface.
+
+A generation is three steps so that a crash between them loses nothing: `submit` returns a request
+id (recorded in the ledger at once), `wait` polls that id until the provider is done, and `download`
+fetches the result. Every step after submit works from the request id alone, so a new process can
+resume a request another process submitted.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sora_extend.catalogue import ModelSpec
+from sora_extend.ledger import utcnow
+from sora_extend.settings import Settings
+
+StateCallback = Callable[[str, str], None]  # (state, detail), called on every state *change*
+
+
+class GenerationRequest(BaseModel):
+    """What one segment asks a provider for, in provider-neutral terms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    segment: int
+    content_key: str
+    model: str
+    prompt: str
+    seconds: int
+    aspect: str
+    resolution: str
+    width: int
+    height: int
+    fps: int
+    seed: int | None
+    audio: bool
+    story_seed: int = 0
+    first_frame_png: bytes | None = Field(None, repr=False, description="The hand-off frame, exact size.")
+    extend_request_id: str | None = Field(
+        None, description="For native extension: the provider's id of the clip to continue."
+    )
+
+    @property
+    def mode(self) -> str:
+        if self.extend_request_id:
+            return "extend"
+        return "image_to_video" if self.first_frame_png is not None else "text_to_video"
+
+
+class Submission(BaseModel):
+    provider: str
+    model: str
+    endpoint: str
+    request_id: str
+    submitted_at: datetime = Field(default_factory=utcnow)
+
+
+class Outcome(BaseModel):
+    """Where a finished result can be fetched from (a URL, or the provider's content endpoint)."""
+
+    request_id: str
+    video_url: str | None = None
+    expires_at: datetime | None = None
+
+
+class VideoProvider(ABC):
+    name: str
+
+    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self._clients: list[Any] = []  # network clients to close with the provider
+
+    @abstractmethod
+    def endpoint_for(self, request: GenerationRequest) -> str:
+        """The endpoint a request goes to (recorded in the ledger before submitting)."""
+
+    @abstractmethod
+    def submit(self, request: GenerationRequest) -> Submission: ...
+
+    @abstractmethod
+    def wait(self, submission: Submission, on_state: StateCallback, timeout_s: float) -> Outcome: ...
+
+    @abstractmethod
+    def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
+        """Write the result to `dest`. Raise ResultExpiredError if the result URL is gone."""
+
+    def refresh(self, submission: Submission) -> Outcome:
+        """Ask again for a finished request's result (a fresh URL after the old one expired)."""
+        return self.wait(submission, lambda state, detail: None, self.settings.poll_timeout_s)
+
+    @property
+    def is_paid(self) -> bool:
+        return self.spec.price.per_second > 0
+
+    def close(self) -> None:
+        """Release the provider's network clients."""
+        while self._clients:
+            self._clients.pop().close()
+
+
+def get_provider(spec: ModelSpec, settings: Settings) -> VideoProvider:
+    if spec.provider == "preview":
+        from sora_extend.providers.preview import PreviewProvider
+
+        return PreviewProvider(spec, settings)
+    if spec.provider == "fal":
+        from sora_extend.providers.fal import FalProvider
+
+        return FalProvider(spec, settings)
+    from sora_extend.providers.openai_videos import OpenAIVideosProvider
+
+    return OpenAIVideosProvider(spec, settings)

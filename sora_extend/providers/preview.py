@@ -1,0 +1,45 @@
+"""The offline default provider: renders locally, costs nothing, needs no key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sora_extend.media.images import decode_png
+from sora_extend.preview import PreviewSpec, render_preview
+from sora_extend.providers.base import GenerationRequest, Outcome, StateCallback, Submission, VideoProvider
+
+
+def preview_spec(request: GenerationRequest) -> PreviewSpec:
+    return PreviewSpec(
+        caption=request.prompt,
+        seconds=request.seconds,
+        width=request.width,
+        height=request.height,
+        fps=request.fps,
+        seed=request.seed or 0,
+        story_seed=request.story_seed,
+        audio=request.audio,
+    )
+
+
+class PreviewProvider(VideoProvider):
+    name = "preview"
+
+    def endpoint_for(self, request: GenerationRequest) -> str:
+        return getattr(self.spec.endpoints, request.mode) or f"preview/{request.mode}"
+
+    def submit(self, request: GenerationRequest) -> Submission:
+        return Submission(
+            provider=self.name,
+            model=self.spec.id,
+            endpoint=self.endpoint_for(request),
+            request_id=f"preview-{request.content_key.rsplit('-', 1)[-1][:16]}",
+        )
+
+    def wait(self, submission: Submission, on_state: StateCallback, timeout_s: float) -> Outcome:
+        on_state("COMPLETED", "rendered locally")
+        return Outcome(request_id=submission.request_id)
+
+    def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
+        first = decode_png(request.first_frame_png) if request.first_frame_png is not None else None
+        render_preview(preview_spec(request), first, dest)

@@ -1,0 +1,311 @@
+"""`ExtendRequest`: what one long video should be. It is the flow's parameter, so Prefect's UI form,
+the API's JSON schema and the CLI all validate through this one model.
+
+Validation checks the request against the chosen model's catalogue row (allowed durations, aspects,
+resolutions, retired models) and fills the model's defaults in, so an accepted request is complete.
+Every refusal names the field and the allowed values, before anything is planned or paid for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import fsspec
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sora_extend.catalogue import PROVIDERS, RESOLUTION_SIZES, ModelSpec, load_catalogue
+from sora_extend.errors import InputError
+
+Aspect = Literal["16:9", "9:16"]
+Resolution = Literal["360p", "480p", "512p", "720p", "768p", "1024p", "1080p", "1440p", "2160p"]
+Transition = Literal["continuous", "crossfade", "cut"]
+PromptLanguage = Literal["source", "english"]
+
+MAX_SEGMENTS = 60
+MAX_PROMPT_CHARS = 4000
+
+
+def _ui(position: int, **extra: Any) -> dict[str, Any]:
+    # Prefect's form orders fields by "position".
+    return {"position": position, **extra}
+
+
+def normalise_storage_url(url: str) -> str:
+    """An absolute, protocol-qualified storage URL, or an InputError naming `storage`."""
+    text = url.strip()
+    if not text:
+        raise InputError("storage", "must not be empty", "file:///abs/path, s3://bucket/prefix, any fsspec URL")
+    protocol, path = fsspec.core.split_protocol(text)
+    if protocol is None or protocol in {"file", "local"}:
+        return "file://" + str(Path(path).expanduser().resolve())
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        raise InputError(
+            "storage",
+            f"unsupported storage protocol '{protocol}://' ({exc})",
+            "file://, s3://, any fsspec URL",
+        ) from exc
+    if protocol in {"s3", "s3a", "gs", "gcs", "az", "abfs"} and not path.strip("/"):
+        raise InputError("storage", f"'{text}' names no bucket", f"{protocol}://bucket[/prefix]")
+    if re.search(r"\s", path):
+        raise InputError("storage", f"'{text}' contains whitespace", "a URL without spaces")
+    return f"{protocol}://{path.rstrip('/')}"
+
+
+class ExtendRequest(BaseModel):
+    """One long video: a prompt, how to split it, which model renders it, and where it is stored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    prompt: str = Field(
+        ...,
+        title="Prompt",
+        description="What the whole video shows, in any language (Korean welcome). 1-4000 characters.",
+        json_schema_extra=_ui(0, examples=["한 마리 고양이가 서울의 밤거리를 걷는다"]),
+    )
+    segments: int = Field(
+        3,
+        ge=1,
+        le=MAX_SEGMENTS,
+        title="Segments",
+        description=f"How many clips to chain (1-{MAX_SEGMENTS}). Total length = segments x seconds.",
+        json_schema_extra=_ui(1),
+    )
+    seconds: int | None = Field(
+        None,
+        ge=1,
+        title="Seconds per segment",
+        description="Length of each clip. Empty = the model's default; must be one the model allows.",
+        json_schema_extra=_ui(2),
+    )
+    aspect: Aspect = Field(
+        "16:9", title="Aspect ratio", description="16:9 landscape or 9:16 portrait.", json_schema_extra=_ui(3)
+    )
+    resolution: Resolution | None = Field(
+        None,
+        title="Resolution",
+        description="Output resolution label. Empty = the model's default; must be one the model allows.",
+        json_schema_extra=_ui(4),
+    )
+    provider: Literal["preview", "fal", "openai"] = Field(
+        "preview",
+        title="Provider",
+        description="preview renders offline for $0; fal hosts Veo/Kling/Wan/Seedance/LTX/Hailuo; "
+        "openai talks to any OpenAI-compatible /v1/videos gateway.",
+        json_schema_extra=_ui(5),
+    )
+    model: str | None = Field(
+        None,
+        title="Model",
+        description="Catalogue id (see `sora-extend models`). Empty = the provider's default model.",
+        json_schema_extra=_ui(6, examples=["preview", "veo31-fast", "kling-v3-pro", "wan27"]),
+    )
+    planner: Literal["template", "openai"] = Field(
+        "template",
+        title="Planner",
+        description="template writes a deterministic shot list offline; openai asks an LLM for one.",
+        json_schema_extra=_ui(7),
+    )
+    planner_fallback: bool = Field(
+        False,
+        title="Fall back to the template planner",
+        description="If the LLM planner fails twice, use the template planner instead of failing.",
+        json_schema_extra=_ui(8),
+    )
+    prompt_language: PromptLanguage = Field(
+        "source",
+        title="Language of video prompts",
+        description="source keeps the prompt's language (e.g. Korean); english translates shot prompts.",
+        json_schema_extra=_ui(9),
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        title="Seed",
+        description="Seed for models that take one. Empty = derived from the prompt, so reruns match.",
+        json_schema_extra=_ui(10),
+    )
+    audio: bool = Field(
+        True,
+        title="Generate audio",
+        description="Ask the model for audio where it can (it can cost more per second).",
+        json_schema_extra=_ui(11),
+    )
+    transition: Transition = Field(
+        "continuous",
+        title="Transition",
+        description="Default join between segments: continuous (next clip starts from the hand-off frame), "
+        "crossfade, or cut (a new shot).",
+        json_schema_extra=_ui(12),
+    )
+    crossfade_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=2.0,
+        title="Crossfade length",
+        description="Seconds, for crossfade joins.",
+        json_schema_extra=_ui(13),
+    )
+    colour_anchor: bool = Field(
+        True,
+        title="Colour re-anchoring",
+        description="Match each hand-off frame's colours to segment 1 so drift cannot compound hop by hop.",
+        json_schema_extra=_ui(14),
+    )
+    budget_usd: float | None = Field(
+        None,
+        title="Budget (USD)",
+        description="Refuse to start, or stop before a submission, if spending would pass this.",
+        json_schema_extra=_ui(15),
+    )
+    storage: str | None = Field(
+        None,
+        title="Storage URL",
+        description="Where job folders go: file:///path or s3://bucket/prefix. Empty = SORA_EXTEND_STORAGE.",
+        json_schema_extra=_ui(16),
+    )
+    rerender: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list,
+        title="Re-render segments",
+        description="1-based segment numbers to render again; later segments follow from the new frames.",
+        json_schema_extra=_ui(17),
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_length(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            raise InputError("prompt", "must not be empty", f"1-{MAX_PROMPT_CHARS} characters")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InputError("prompt", f"is {len(text)} characters long", f"1-{MAX_PROMPT_CHARS} characters")
+        return text
+
+    @field_validator("budget_usd")
+    @classmethod
+    def _budget_not_negative(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise InputError("budget_usd", f"{value} is negative", "empty (no budget) or a number >= 0")
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_storage_url(value)
+
+    @model_validator(mode="after")
+    def _against_catalogue(self) -> ExtendRequest:
+        catalogue = load_catalogue()
+        if self.provider not in PROVIDERS:  # pragma: no cover - Literal already guards this
+            raise InputError("provider", f"unknown provider '{self.provider}'", PROVIDERS)
+        spec = catalogue.get(self.model or _default_model(self.provider), self.provider)
+        self.model = spec.id
+        if self.seconds is None:
+            self.seconds = spec.duration.default
+        elif self.seconds not in spec.duration.values:
+            raise InputError("seconds", f"{self.seconds} is not allowed for {spec.id}", _spans(spec.duration.values))
+        if self.aspect not in spec.aspects:
+            raise InputError("aspect", f"{self.aspect} is not allowed for {spec.id}", spec.aspects)
+        if self.resolution is None:
+            self.resolution = spec.default_resolution  # type: ignore[assignment]
+        elif self.resolution not in spec.resolutions:
+            raise InputError("resolution", f"{self.resolution} is not allowed for {spec.id}", spec.resolutions)
+        out_of_range = [index for index in self.rerender if index > self.segments]
+        if out_of_range:
+            raise InputError("rerender", f"segment(s) {out_of_range} do not exist", f"1-{self.segments}")
+        self.rerender = sorted(set(self.rerender))
+        return self
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def spec(self) -> ModelSpec:
+        return load_catalogue().get(self.model or _default_model(self.provider), self.provider)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.spec.size(self.aspect, self.resolution or self.spec.default_resolution)
+
+    @property
+    def total_seconds(self) -> int:
+        return self.segments * (self.seconds or 0)
+
+    @property
+    def effective_seed(self) -> int:
+        if self.seed is not None:
+            return self.seed
+        return int.from_bytes(hashlib.sha256(self.prompt.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide what the video is. Budget, storage and re-render choices do not."""
+        return self.model_dump(exclude={"budget_usd", "storage", "rerender"})
+
+    def job_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
+        words = re.findall(r"[a-z0-9]+", self.prompt.lower())
+        slug = "-".join(words)[:40].strip("-") or "video"
+        return f"{slug}-{digest}"
+
+
+def _default_model(provider: str) -> str:
+    from sora_extend.catalogue import DEFAULT_MODEL
+
+    return DEFAULT_MODEL[provider]  # type: ignore[index]
+
+
+def _spans(values: tuple[int, ...]) -> str:
+    """'3-15' for a contiguous run, '4, 6, 8' otherwise."""
+    ordered = sorted(values)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(str(value) for value in ordered)
+
+
+__all__ = ["RESOLUTION_SIZES", "ExtendRequest", "Transition", "normalise_storage_url"]
+
+
+def explain(error: Exception) -> list[str]:
+    """One line per problem, each naming the field and what is allowed (for the CLI and API errors)."""
+    from pydantic import ValidationError
+
+    if isinstance(error, InputError):
+        return [str(error)]
+    if not isinstance(error, ValidationError):
+        return [str(error)]
+    lines = []
+    for item in error.errors():
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        context = item.get("ctx") or {}
+        cause = context.get("error")
+        if isinstance(cause, InputError):
+            lines.append(str(cause))
+            continue
+        field = ".".join(str(part) for part in item.get("loc", ())) or "request"
+        allowed = _allowed_values(field)
+        lines.append(f"{field}: {message}" + (f" (allowed: {allowed})" if allowed else ""))
+    return lines
+
+
+def _allowed_values(field: str) -> str:
+    import typing
+
+    info = ExtendRequest.model_fields.get(field)
+    if info is None:
+        return ""
+    low = high = None
+    for item in info.metadata:
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+    if low is not None or high is not None:
+        return f"{low if low is not None else ''}-{high if high is not None else ''}"
+    choices = [arg for arg in typing.get_args(info.annotation) if arg is not type(None)]
+    literals = [value for choice in choices for value in (typing.get_args(choice) or [choice])]
+    if literals and all(isinstance(value, str) for value in literals):
+        return ", ".join(literals)
+    return ""

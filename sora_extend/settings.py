@@ -1,0 +1,95 @@
+"""Process-wide settings, read from the environment (prefix SORA_EXTEND_) and an optional .env file.
+
+Everything here is configuration of the machine or worker, not of one video: per-video choices live in
+`ExtendRequest`. Keys are `SecretStr` so they never print; AWS credentials are not held here at all:
+s3fs reads the standard AWS variables or profile itself.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SORA_EXTEND_", env_file=".env", extra="ignore")
+
+    storage: str = Field(
+        "file://./outputs",
+        description="Default storage URL for job folders: file://path, s3://bucket/prefix, or any fsspec URL.",
+    )
+    catalogue_file: Path | None = Field(
+        None, description="TOML file whose [models.<id>] rows add to or override the shipped catalogue."
+    )
+
+    fal_key: SecretStr | None = Field(None, validation_alias=AliasChoices("FAL_KEY", "SORA_EXTEND_FAL_KEY"))
+    fal_queue_url: str = Field(
+        "https://queue.fal.run/", description="Base URL of fal's queue; point it at a gateway if you use one."
+    )
+    fal_rest_url: str = Field("https://rest.fal.ai", description="fal REST host (CDN upload tokens).")
+    fal_cdn_url: str = Field("https://v3.fal.media", description="fal CDN host (hand-off frame uploads).")
+
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "SORA_EXTEND_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        None, description="Base URL for the planner's chat/responses calls (vLLM, Ollama, OpenRouter...)."
+    )
+    openai_videos_base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible /v1/videos gateway (defaults to openai_base_url)."
+    )
+    videos_api_key: SecretStr | None = Field(
+        None, description="Key for the videos gateway when it differs from OPENAI_API_KEY."
+    )
+    planner_model: str = Field("gpt-5-mini", description="Chat model that writes shot plans.")
+    planner_api: Literal["responses", "chat"] = Field(
+        "chat", description="'chat' works with every OpenAI-compatible server; 'responses' needs OpenAI's."
+    )
+
+    poll_interval_s: float = Field(2.0, gt=0, description="Seconds between provider status polls.")
+    poll_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Give up on a queued/in-progress request after this long (it stays resumable).",
+    )
+    orphan_policy: Literal["fail", "resubmit"] = Field(
+        "fail",
+        description="A paid submission whose request id was never recorded (the process died mid-submit): "
+        "fail and ask you to check the provider's dashboard, or resubmit (may pay twice).",
+    )
+    http_timeout_s: float = Field(120.0, gt=0, description="Per-HTTP-call timeout for provider clients.")
+
+    work_dir: Path = Field(
+        Path.home() / ".cache" / "sora-extend" / "work",
+        description="Local scratch and content-addressed cache of downloaded media (safe to delete).",
+    )
+    lock_dir: Path = Field(
+        Path.home() / ".cache" / "sora-extend" / "locks",
+        description="Where per-segment lock files live (one machine; see README for several).",
+    )
+    link_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="Lifetime of presigned links to final videos.")
+    retention_days: float = Field(1.0, gt=0, description="purge-outputs deletes finished jobs older than this.")
+
+    result_storage_block: str | None = Field(
+        None,
+        description="Saved Prefect storage block for task results, e.g. 'remote-file-system/sora-extend-results' "
+        "(shared by every worker); empty = Prefect's local result storage.",
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2, moto...).")
+    s3_region: str | None = Field(None, description="S3 region name.")
+    aws_profile: str | None = Field(None, description="Named AWS profile for S3 credentials.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process. Tests and long-lived workers call `reload_settings()` after env changes."""
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()

@@ -1,0 +1,152 @@
+"""One folder per job, read and written through fsspec so every worker can share it.
+
+Layout: plan.json, segments/NN.mp4 (+ NN.json record), frames/NN.png, ledger/<key>.json,
+final.mp4, manifest.json, job.json. Files are streamed (fs.put/fs.get), never read whole
+into memory for copies; JSON documents are replaced atomically (local: write then rename;
+object stores: a single PUT is atomic).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from pathlib import Path
+from typing import Any, TypeVar
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from pydantic import BaseModel
+
+from sora_extend.settings import Settings, get_settings
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def storage_options(url: str, settings: Settings | None = None) -> dict[str, Any]:
+    """fsspec options for a URL. Only endpoint, region and profile: credentials stay where AWS tools
+    read them (environment variables, ~/.aws, instance roles), never in our parameters or files."""
+    settings = settings or get_settings()
+    protocol = fsspec.core.split_protocol(url)[0]
+    if protocol not in {"s3", "s3a"}:
+        return {}
+    options: dict[str, Any] = {}
+    client_kwargs: dict[str, Any] = {}
+    if settings.s3_endpoint_url:
+        options["endpoint_url"] = settings.s3_endpoint_url
+    if settings.s3_region:
+        client_kwargs["region_name"] = settings.s3_region
+    if client_kwargs:
+        options["client_kwargs"] = client_kwargs
+    if settings.aws_profile:
+        options["profile"] = settings.aws_profile
+    return options
+
+
+def open_filesystem(url: str, settings: Settings | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and the root path (without protocol) for a storage URL."""
+    fs, root = fsspec.core.url_to_fs(url, **storage_options(url, settings))
+    return fs, root.rstrip("/")
+
+
+class JobStore:
+    """The files of one job under `<storage>/<job_id>/`."""
+
+    def __init__(self, storage_url: str, job_id: str, settings: Settings | None = None) -> None:
+        self.storage_url = storage_url.rstrip("/")
+        self.job_id = job_id
+        self.fs, root = open_filesystem(storage_url, settings)
+        self.root = posixpath.join(root, job_id)
+        self._protocol = fsspec.core.split_protocol(storage_url)[0] or "file"
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, rel: str) -> str:
+        return posixpath.join(self.root, rel)
+
+    def url(self, rel: str = "") -> str:
+        """A storage URL for a file of this job (what the manifest records)."""
+        return f"{self._protocol}://{self.path(rel) if rel else self.root}"
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.exists(self.path(rel)))
+
+    def size(self, rel: str) -> int | None:
+        try:
+            return int(self.fs.size(self.path(rel)))
+        except FileNotFoundError:
+            return None
+
+    def listdir(self, rel: str) -> list[str]:
+        """Names (not paths) of the files directly under `rel`; empty if it does not exist."""
+        try:
+            entries = self.fs.ls(self.path(rel), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(str(entry).rstrip("/")) for entry in entries)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return bytes(self.fs.cat_file(self.path(rel)))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        target = self.path(rel)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            temp = f"{target}.{uuid.uuid4().hex}.tmp"
+            self.fs.pipe_file(temp, data)
+            self.fs.mv(temp, target)
+        else:
+            self.fs.pipe_file(target, data)
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads(self.read_bytes(rel))
+
+    def write_json(self, rel: str, value: Any) -> None:
+        if isinstance(value, BaseModel):
+            text = value.model_dump_json(indent=2)
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        self.write_bytes(rel, text.encode("utf-8"))
+
+    def read_model(self, rel: str, model: type[ModelT]) -> ModelT | None:
+        """The document parsed as `model`, or None if it does not exist."""
+        try:
+            return model.model_validate_json(self.read_bytes(rel))
+        except FileNotFoundError:
+            return None
+
+    def put_file(self, local: Path, rel: str) -> None:
+        target = self.path(rel)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            temp = f"{target}.{uuid.uuid4().hex}.tmp"
+            self.fs.put_file(str(local), temp)
+            self.fs.mv(temp, target)
+        else:
+            self.fs.put_file(str(local), target)
+
+    def get_file(self, rel: str, local: Path) -> Path:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        temp = local.with_name(f"{local.name}.{uuid.uuid4().hex}.part")
+        self.fs.get_file(self.path(rel), str(temp))
+        temp.replace(local)
+        return local
+
+    def move(self, rel: str, new_rel: str) -> None:
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(self.path(new_rel)), exist_ok=True)
+        self.fs.mv(self.path(rel), self.path(new_rel))
+
+    def delete(self, rel: str) -> None:
+        self.fs.rm(self.path(rel), recursive=True)
+
+    def link(self, rel: str, ttl_s: int) -> str:
+        """Something a person can open: a file path locally, a presigned HTTPS URL on S3."""
+        if self.is_local:
+            return self.path(rel)
+        try:
+            return str(self.fs.sign(self.path(rel), expiration=ttl_s))
+        except NotImplementedError:
+            return self.url(rel)

@@ -1,0 +1,40 @@
+"""One task run per segment. Cached by the segment's content key; the ledger underneath makes even a
+cache miss (new result storage, another worker) resume the paid request instead of resubmitting."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.tasks import exponential_backoff
+
+from sora_extend.pipeline.job import Job, JobRef
+from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
+from sora_extend.pipeline.segment import render_segment, segment_key
+from sora_extend.plan import Shot
+from sora_extend.providers import get_provider
+from tasks.policies import key_from, retry_only_transient
+from tasks.secrets import settings_with_keys
+
+
+def render_key(job: JobRef, shot: Shot, handoff: HandoffRecord | None, take: int) -> str:
+    seeded_from = handoff.sha256 if handoff is not None and shot.continues_previous else None
+    return f"{segment_key(job.request, shot, seeded_from, take)}-{job.generation}"
+
+
+@task(
+    name="render-segment",
+    task_run_name="render-segment-{shot.index:02d}",
+    cache_key_fn=key_from(render_key),
+    result_serializer="json",
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_only_transient,
+)
+def render_segment_task(job: JobRef, shot: Shot, handoff: HandoffRecord | None, take: int) -> SegmentRecord:
+    settings = settings_with_keys(job.request)
+    domain_job = Job(job, settings)
+    provider = get_provider(domain_job.spec, settings)
+    try:
+        return render_segment(domain_job, shot, handoff, provider, take)
+    finally:
+        provider.close()

@@ -1,0 +1,57 @@
+"""API keys from the environment, or else from Prefect Secret blocks; never passed as parameters."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import SecretStr
+
+from sora_extend.errors import MissingKeyError
+from sora_extend.request import ExtendRequest
+from sora_extend.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+# setting name -> (environment variable, Prefect Secret block name)
+KEYS = {
+    "fal_key": ("FAL_KEY", "fal-key"),
+    "openai_api_key": ("OPENAI_API_KEY", "openai-api-key"),
+}
+
+
+def _from_block(block_name: str) -> SecretStr | None:
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(block_name).get()
+    except (ValueError, RuntimeError):  # no such block / no API to ask
+        return None
+    return SecretStr(str(value)) if value else None
+
+
+def needed_keys(request: ExtendRequest) -> list[tuple[str, str]]:
+    """(setting, what needs it) for every key this request needs."""
+    needs = []
+    if request.provider == "fal":
+        needs.append(("fal_key", f"provider 'fal' (model {request.model})"))
+    if request.provider == "openai":
+        needs.append(("openai_api_key", f"provider 'openai' (model {request.model})"))
+    if request.planner == "openai":
+        needs.append(("openai_api_key", "planner 'openai'"))
+    return needs
+
+
+def settings_with_keys(request: ExtendRequest, settings: Settings | None = None) -> Settings:
+    """Settings holding every key the request needs, or MissingKeyError naming the first one missing."""
+    settings = settings or get_settings()
+    updates: dict[str, SecretStr] = {}
+    for name, needed_for in needed_keys(request):
+        if getattr(settings, name) is not None or name in updates:
+            continue
+        env_var, block_name = KEYS[name]
+        value = _from_block(block_name)
+        if value is None:
+            raise MissingKeyError(env_var, block_name, needed_for)
+        logger.info("using the %s key from Prefect Secret block '%s'", env_var, block_name)
+        updates[name] = value
+    return settings.model_copy(update=updates) if updates else settings

@@ -1,0 +1,154 @@
+"""Real MP4 files for media tests, including files whose metadata lies.
+
+Every frame carries its own index as a row of black/white blocks, so a test can tell exactly which
+frame a decoder returned. Sync clips carry a white flash and a 1 kHz beep at the same instant.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+import numpy as np
+
+from sora_extend.media.encode import AUDIO_RATE, Mp4Writer
+
+BITS = 12
+
+
+def indexed_frame(index: int, width: int = 320, height: int = 180, flash: bool = False) -> np.ndarray:
+    if flash:
+        return np.full((height, width, 3), 255, dtype=np.uint8)
+    ramp = np.linspace(40, 120, width, dtype=np.float32)[None, :, None]
+    frame = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint8).copy()
+    frame[..., 2] = (index * 7) % 200
+    block = width // BITS
+    for bit in range(BITS):
+        value = 230 if (index >> bit) & 1 else 10
+        frame[: height // 3, bit * block : (bit + 1) * block] = value
+    return frame
+
+
+def read_index(rgb: np.ndarray) -> int:
+    height, width = rgb.shape[:2]
+    block = width // BITS
+    index = 0
+    for bit in range(BITS):
+        cell = rgb[height // 12 : height // 4, bit * block + block // 4 : (bit + 1) * block - block // 4]
+        if cell.mean() > 120:
+            index |= 1 << bit
+    return index
+
+
+def beep(seconds: float, at: float | None, rate: int = AUDIO_RATE, length: float = 0.03) -> np.ndarray:
+    samples = np.zeros((2, round(seconds * rate)), dtype=np.float32)
+    if at is not None:
+        start = round(at * rate)
+        t = np.arange(round(length * rate)) / rate
+        tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+        samples[:, start : start + tone.size] = tone[: max(0, samples.shape[1] - start)]
+    return samples
+
+
+def write_clip(
+    path: Path,
+    frames: int,
+    *,
+    fps: int = 24,
+    width: int = 320,
+    height: int = 180,
+    audio_seconds: float | None = None,
+    flash_frame: int | None = None,
+    first: np.ndarray | None = None,
+    start_index: int = 0,
+    gop_seconds: float = 1.0,
+) -> Path:
+    """An indexed clip; `first` replaces frame 0 (a hand-off frame); a flash and beep at `flash_frame`."""
+    has_audio = audio_seconds != 0
+    with Mp4Writer(
+        path, width=width, height=height, fps=fps, audio=has_audio, crf=16, gop_seconds=gop_seconds
+    ) as writer:
+        for i in range(frames):
+            if i == 0 and first is not None:
+                writer.write_frame(first)
+            else:
+                writer.write_frame(indexed_frame(start_index + i, width, height, flash=i == flash_frame))
+        if has_audio:
+            seconds = audio_seconds if audio_seconds is not None else frames / fps
+            writer.write_audio(beep(seconds, flash_frame / fps if flash_frame is not None else None))
+    return path
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *args], check=True)
+
+
+def with_edit_list(source: Path, target: Path, start: float) -> Path:
+    """A stream-copy cut that starts between keyframes: the file keeps the earlier frames and an edit
+    list that hides them, so packet counts and durations disagree with what plays."""
+    ffmpeg("-i", str(source), "-ss", f"{start}", "-c", "copy", str(target))
+    return target
+
+
+def fragmented(source: Path, target: Path) -> Path:
+    ffmpeg(
+        "-i",
+        str(source),
+        "-c",
+        "copy",
+        "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof",
+        str(target),
+    )
+    return target
+
+
+def write_vfr_clip(path: Path, times: list[float], width: int = 320, height: int = 180) -> Path:
+    """Frames shown at irregular times (variable frame rate), indexed 0..n-1."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"crf": "16", "preset": "veryfast", "bf": "0"}
+        for index, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(indexed_frame(index, width, height), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def decode_all(path: Path) -> list[tuple[float, np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [(float(f.time), f.to_ndarray(format="rgb24")) for f in container.decode(container.streams.video[0])]
+
+
+def decode_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Mono float samples of the whole audio track and the sample rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=stream.codec_context.sample_rate)
+        chunks = []
+        for frame in container.decode(stream):
+            chunks.extend(r.to_ndarray()[0] for r in resampler.resample(frame))
+        chunks.extend(r.to_ndarray()[0] for r in resampler.resample(None))
+        return np.concatenate(chunks), stream.codec_context.sample_rate
+
+
+def beep_onsets(samples: np.ndarray, rate: int, threshold: float = 0.25) -> list[float]:
+    """Times where the signal first passes `threshold` after at least 100 ms under it."""
+    onsets: list[float] = []
+    quiet_until = -1.0
+    for index in np.flatnonzero(np.abs(samples) > threshold):
+        t = index / rate
+        if t > quiet_until:
+            onsets.append(t)
+        quiet_until = t + 0.1
+    return onsets
+
+
+def flash_times(path: Path) -> list[float]:
+    return [t for t, rgb in decode_all(path) if rgb.mean() > 200]
