@@ -17,7 +17,7 @@ from tasks.handoff import extract_handoff_task
 from tasks.merge import merge_segments_task
 from tasks.plan import plan_shots
 from tasks.prepare import prepare_job
-from tasks.render import render_segment_task
+from tasks.render import render_task_from_settings
 from tasks.report import Progress, publish_report
 
 
@@ -52,10 +52,12 @@ def extend_video(request: ExtendRequest) -> ExtendResult:
     handoffs: dict[int, HandoffRecord] = {}
     anchor: HandoffRecord | None = None
     timings: dict[str, float] = {}
+    render_segment_task = render_task_from_settings()
     try:
         for shot in plan.shots:
             seed = handoffs.get(shot.index - 1) if shot.continues_previous else None
-            record = render_segment_task(job, shot, seed, takes.get(shot.index, 1))
+            previous = segments[-1] if segments else None
+            record = render_segment_task(job, shot, seed, takes.get(shot.index, 1), previous)
             segments.append(record)
             if shot.index < len(plan.shots):
                 handoffs[shot.index] = extract_handoff_task(job, record, anchor)

@@ -65,6 +65,7 @@ class ProviderError(SoraExtendError):
         request_id: str | None = None,
         status_code: int | None = None,
         retry_after: float | None = None,
+        request_failed: bool = False,
     ) -> None:
         self.reason = reason
         self.provider = provider
@@ -73,6 +74,8 @@ class ProviderError(SoraExtendError):
         self.request_id = request_id
         self.status_code = status_code
         self.retry_after = retry_after
+        # The provider finished this request unsuccessfully: it cannot be resumed, only resubmitted.
+        self.request_failed = request_failed
         super().__init__(self._describe())
 
     def _describe(self) -> str:

@@ -22,7 +22,7 @@ from sora_extend.errors import InputError
 
 Aspect = Literal["16:9", "9:16"]
 Resolution = Literal["360p", "480p", "512p", "720p", "768p", "1024p", "1080p", "1440p", "2160p"]
-Transition = Literal["continuous", "crossfade", "cut"]
+Transition = Literal["continuous", "crossfade", "cut", "auto"]
 PromptLanguage = Literal["source", "english"]
 
 MAX_SEGMENTS = 60
@@ -140,8 +140,8 @@ class ExtendRequest(BaseModel):
     transition: Transition = Field(
         "continuous",
         title="Transition",
-        description="Default join between segments: continuous (next clip starts from the hand-off frame), "
-        "crossfade, or cut (a new shot).",
+        description="Join between segments: continuous (the next clip starts from the hand-off frame), "
+        "crossfade (starts from it and blends), cut (a new shot), or auto (the planner decides per join).",
         json_schema_extra=_ui(12),
     )
     crossfade_seconds: float = Field(

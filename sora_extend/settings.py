@@ -56,6 +56,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Give up on a queued/in-progress request after this long (it stays resumable).",
     )
+    retries: int = Field(4, ge=0, description="Task retries for transient errors (rate limits, 5xx, timeouts).")
+    retry_delay_s: float = Field(5.0, ge=0, description="First retry delay; doubles on each retry (with jitter).")
     orphan_policy: Literal["fail", "resubmit"] = Field(
         "fail",
         description="A paid submission whose request id was never recorded (the process died mid-submit): "

@@ -3,7 +3,7 @@ cache miss (new result storage, another worker) resume the paid request instead 
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import Task, task
 from prefect.tasks import exponential_backoff
 
 from sora_extend.pipeline.job import Job, JobRef
@@ -11,13 +11,16 @@ from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
 from sora_extend.pipeline.segment import render_segment, segment_key
 from sora_extend.plan import Shot
 from sora_extend.providers import get_provider
+from sora_extend.settings import get_settings
 from tasks.policies import key_from, retry_only_transient
 from tasks.secrets import settings_with_keys
 
 
-def render_key(job: JobRef, shot: Shot, handoff: HandoffRecord | None, take: int) -> str:
+def render_key(
+    job: JobRef, shot: Shot, handoff: HandoffRecord | None, take: int, previous: SegmentRecord | None
+) -> str:
     seeded_from = handoff.sha256 if handoff is not None and shot.continues_previous else None
-    return f"{segment_key(job.request, shot, seeded_from, take)}-{job.generation}"
+    return f"{segment_key(job.request, shot, seeded_from, take, previous)}-{job.generation}"
 
 
 @task(
@@ -30,11 +33,22 @@ def render_key(job: JobRef, shot: Shot, handoff: HandoffRecord | None, take: int
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_only_transient,
 )
-def render_segment_task(job: JobRef, shot: Shot, handoff: HandoffRecord | None, take: int) -> SegmentRecord:
+def render_segment_task(
+    job: JobRef, shot: Shot, handoff: HandoffRecord | None, take: int, previous: SegmentRecord | None
+) -> SegmentRecord:
     settings = settings_with_keys(job.request)
     domain_job = Job(job, settings)
     provider = get_provider(domain_job.spec, settings)
     try:
-        return render_segment(domain_job, shot, handoff, provider, take)
+        return render_segment(domain_job, shot, handoff, provider, take, previous)
     finally:
         provider.close()
+
+
+def render_task_from_settings() -> Task[..., SegmentRecord]:
+    """The render task with this worker's retry settings (SORA_EXTEND_RETRIES, SORA_EXTEND_RETRY_DELAY_S)."""
+    settings = get_settings()
+    return render_segment_task.with_options(
+        retries=settings.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_delay_s)(settings.retries),
+    )

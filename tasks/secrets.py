@@ -48,6 +48,9 @@ def settings_with_keys(request: ExtendRequest, settings: Settings | None = None)
     for name, needed_for in needed_keys(request):
         if getattr(settings, name) is not None or name in updates:
             continue
+        gateway_has_own_key = settings.videos_api_key is not None and request.planner != "openai"
+        if name == "openai_api_key" and gateway_has_own_key:
+            continue
         env_var, block_name = KEYS[name]
         value = _from_block(block_name)
         if value is None:

@@ -14,7 +14,8 @@ import av
 import imageio_ffmpeg
 import numpy as np
 
-from sora_extend.media.encode import AUDIO_RATE, Mp4Writer
+from sora_extend.media.audio import AUDIO_RATE
+from sora_extend.media.encode import Mp4Writer
 
 BITS = 12
 

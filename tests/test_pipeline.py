@@ -47,7 +47,8 @@ def run_all(job: Job) -> tuple[list, dict]:
     segments, handoffs, anchor = [], {}, None
     for shot in plan.shots:
         seed = handoffs.get(shot.index - 1) if shot.continues_previous else None
-        segments.append(render_segment(job, shot, seed, provider, job.take(shot.index)))
+        previous = segments[-1] if segments else None
+        segments.append(render_segment(job, shot, seed, provider, job.take(shot.index), previous))
         if shot.index < len(plan.shots):
             handoffs[shot.index] = extract_handoff(job, segments[-1], job.request.size, anchor)
             anchor = anchor or handoffs[shot.index]

@@ -22,16 +22,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 from pydantic import BaseModel, Field
 
 from sora_extend.errors import MediaError
+from sora_extend.media.audio import AacEncoder, decode_audio_span
 from sora_extend.media.probe import MediaInfo, probe
 
 logger = logging.getLogger(__name__)
-
-AUDIO_RATE = 48_000
-AAC_FRAME = 1024
 
 
 class JoinPlan(BaseModel):
@@ -75,69 +72,6 @@ def stream_copy_blocker(infos: Sequence[MediaInfo], joins: Sequence[JoinPlan]) -
     return None
 
 
-class _AudioTrack:
-    """One AAC encoder fed with exact spans of each segment's decoded audio (silence where absent)."""
-
-    def __init__(self, container: av.container.OutputContainer) -> None:
-        self.stream = container.add_stream("aac", rate=AUDIO_RATE)
-        self.stream.layout = "stereo"
-        self.stream.bit_rate = 160_000
-        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
-        self.pending = np.zeros((2, 0), dtype=np.float32)
-        self.next_pts = 0
-
-    def decode_span(self, path: Path, video_start: float, start: float, length: float) -> np.ndarray:
-        """Samples for [start, start + length) seconds of the segment, timed against its video."""
-        count = round(length * AUDIO_RATE)
-        out = np.zeros((2, count), dtype=np.float32)
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return out
-            stream = container.streams.audio[0]
-            chunks: list[np.ndarray] = []
-            first_time: float | None = None
-            for frame in container.decode(stream):
-                for resampled in self.resampler.resample(frame):
-                    if first_time is None:
-                        first_time = float(resampled.time) if resampled.time is not None else 0.0
-                    chunks.append(resampled.to_ndarray())
-            for resampled in self.resampler.resample(None):
-                chunks.append(resampled.to_ndarray())
-            self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
-        if not chunks:
-            return out
-        samples = np.concatenate(chunks, axis=1)
-        offset = round((start - ((first_time or 0.0) - video_start)) * AUDIO_RATE)
-        src_from, dst_from = max(0, offset), max(0, -offset)
-        take = max(0, min(count - dst_from, samples.shape[1] - src_from))
-        out[:, dst_from : dst_from + take] = samples[:, src_from : src_from + take]
-        return out
-
-    def encode(self, samples: np.ndarray) -> list[av.Packet]:
-        self.pending = np.concatenate([self.pending, samples], axis=1)
-        whole = self.pending.shape[1] // AAC_FRAME * AAC_FRAME
-        packets = self._encode(self.pending[:, :whole])
-        self.pending = self.pending[:, whole:]
-        return packets
-
-    def _encode(self, samples: np.ndarray) -> list[av.Packet]:
-        packets: list[av.Packet] = []
-        for begin in range(0, samples.shape[1], AAC_FRAME):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(samples[:, begin : begin + AAC_FRAME]), format="fltp", layout="stereo"
-            )
-            frame.sample_rate = AUDIO_RATE
-            frame.pts = self.next_pts
-            self.next_pts += frame.samples
-            packets.extend(self.stream.encode(frame))
-        return packets
-
-    def flush(self) -> list[av.Packet]:
-        packets = self._encode(self.pending) if self.pending.shape[1] else []
-        self.pending = self.pending[:, :0]
-        return packets + list(self.stream.encode(None))
-
-
 def _read_video_packets(path: Path) -> tuple[list[av.Packet], Fraction]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -171,7 +105,7 @@ def stream_copy_merge(inputs: Sequence[Path], joins: Sequence[JoinPlan], output:
         out = av.open(str(output), mode="w", options={"movflags": "+faststart"})
         try:
             video_out = out.add_stream_from_template(template)
-            audio = _AudioTrack(out)
+            audio = AacEncoder(out)
             return _copy_all(out, video_out, audio, inputs, joins, tb, frame, half)
         finally:
             out.close()
@@ -180,7 +114,7 @@ def stream_copy_merge(inputs: Sequence[Path], joins: Sequence[JoinPlan], output:
 def _copy_all(
     out: av.container.OutputContainer,
     video_out: av.VideoStream,
-    audio: _AudioTrack,
+    audio: AacEncoder,
     inputs: Sequence[Path],
     joins: Sequence[JoinPlan],
     tb: Fraction,
@@ -215,7 +149,7 @@ def _copy_all(
             packet.stream = video_out
             video_packets.append(packet)
         span = (last - first - shift) + (half if dedupe_out else frame)
-        samples = audio.decode_span(path, float(first * tb), float(shift * tb), float(span * tb))
+        samples = decode_audio_span(path, float(first * tb), float(shift * tb), float(span * tb))
         _interleave(out, video_packets, audio.encode(samples), tb)
         frames += len(packets)
         offset += span

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from moviepy import AudioClip, CompositeAudioClip, CompositeVideoClip, VideoFileClip, afx, vfx
 
-from sora_extend.media.merge import AUDIO_RATE, JoinPlan, MergeResult
+from sora_extend.media.audio import AUDIO_RATE
+from sora_extend.media.merge import JoinPlan, MergeResult
 from sora_extend.media.probe import probe
 
 

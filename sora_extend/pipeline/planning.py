@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 
+from sora_extend.errors import ProviderError
 from sora_extend.pipeline.job import Job
 from sora_extend.plan import ShotPlan
 from sora_extend.planners.base import Planner
+from sora_extend.planners.template import TemplatePlanner
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,13 @@ def plan_job(job: Job, planner: Planner) -> ShotPlan:
             existing.planner,
         )
         return existing
-    plan = planner.plan(request)
+    try:
+        plan = planner.plan(request)
+    except ProviderError as exc:
+        if not request.planner_fallback or isinstance(planner, TemplatePlanner):
+            raise
+        logger.warning("plan: %s failed (%s); falling back to the template planner as allowed", planner.name, exc)
+        plan = TemplatePlanner().plan(request)
     validate_plan(plan, request.segments, request.seconds or 0)
     job.store.write_json(PLAN_REL, plan)
     logger.info(

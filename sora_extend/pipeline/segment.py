@@ -44,9 +44,28 @@ def segment_seed(base: int, index: int, take: int) -> int:
     return (base + 1009 * (index - 1) + 7919 * (take - 1)) % (2**31)
 
 
-def segment_key(request: ExtendRequest, shot: Shot, first_frame_sha256: str | None, take: int) -> str:
+def uses_native_extension(request: ExtendRequest, shot: Shot, previous: SegmentRecord | None) -> bool:
+    """Continue with the provider's own extend call when the model has one and made the previous clip."""
+    spec = request.spec
+    return (
+        spec.native_extend
+        and shot.continues_previous
+        and previous is not None
+        and previous.provider == spec.provider
+        and previous.model == spec.id
+    )
+
+
+def segment_key(
+    request: ExtendRequest,
+    shot: Shot,
+    first_frame_sha256: str | None,
+    take: int,
+    previous: SegmentRecord | None = None,
+) -> str:
     """The content key of a segment: exactly what determines the provider's output, and nothing else."""
     spec = request.spec
+    extends = previous.sha256 if previous is not None and uses_native_extension(request, shot, previous) else None
     width, height = request.size
     return content_key(
         "segment",
@@ -59,18 +78,24 @@ def segment_key(request: ExtendRequest, shot: Shot, first_frame_sha256: str | No
         size=[width, height],
         seed=segment_seed(request.effective_seed, shot.index, take) if spec.seed_field else None,
         audio=request.audio and spec.supports_audio,
-        first_frame=first_frame_sha256,
+        first_frame=None if extends else first_frame_sha256,
+        extends=extends,
         take=take,
     )
 
 
-def build_request(job: Job, shot: Shot, handoff_png: bytes | None, take: int) -> GenerationRequest:
+def build_request(
+    job: Job, shot: Shot, handoff_png: bytes | None, take: int, previous: SegmentRecord | None = None
+) -> GenerationRequest:
     request, spec = job.request, job.spec
     width, height = request.size
+    extend = uses_native_extension(request, shot, previous)
+    if extend:
+        handoff_png = None
     first_sha = sha256_bytes(handoff_png) if handoff_png is not None else None
     return GenerationRequest(
         segment=shot.index,
-        content_key=segment_key(request, shot, first_sha, take),
+        content_key=segment_key(request, shot, first_sha, take, previous),
         model=spec.id,
         prompt=shot.prompt,
         seconds=shot.seconds,
@@ -83,6 +108,7 @@ def build_request(job: Job, shot: Shot, handoff_png: bytes | None, take: int) ->
         audio=request.audio and spec.supports_audio,
         story_seed=request.effective_seed,
         first_frame_png=handoff_png,
+        extend_request_id=previous.request_id if extend and previous is not None else None,
     )
 
 
@@ -218,12 +244,15 @@ def _wait(job: Job, provider: VideoProvider, submission: Submission, entry: Ledg
 
     try:
         return provider.wait(submission, on_state, job.settings.poll_timeout_s)
-    except TerminalProviderError as exc:
-        entry.state, entry.error = "failed", exc.reason
-        entry.billed = provider.is_paid and (exc.status_code is None or exc.status_code < 500)
-        job.ledger.put(entry)
-        raise exc.for_segment(segment) from None
-    except TransientProviderError as exc:
+    except (TerminalProviderError, TransientProviderError) as exc:
+        if exc.request_failed:
+            # The provider finished this request unsuccessfully: record it, so a later attempt may
+            # submit anew. Server-side failures (5xx) are not billed; a rejected input may be.
+            # Any other error (auth, polling, timeouts) leaves the request resumable as it was.
+            entry.state, entry.error = "failed", exc.reason
+            entry.billed = provider.is_paid and (exc.status_code is None or exc.status_code < 500)
+            job.ledger.put(entry)
+            logger.warning("segment %d: request %s failed: %s", segment, submission.request_id, exc.reason)
         raise exc.for_segment(segment) from None
 
 
@@ -264,10 +293,17 @@ def _download(
 
 
 def render_segment(
-    job: Job, shot: Shot, handoff: HandoffRecord | None, provider: VideoProvider, take: int = 1
+    job: Job,
+    shot: Shot,
+    handoff: HandoffRecord | None,
+    provider: VideoProvider,
+    take: int = 1,
+    previous: SegmentRecord | None = None,
 ) -> SegmentRecord:
-    handoff_png = read_handoff(job, handoff) if handoff is not None and shot.continues_previous else None
-    request = build_request(job, shot, handoff_png, take)
+    """Render (or find, or resume) one segment; `previous` is the segment before it, for native extension."""
+    extend = uses_native_extension(job.request, shot, previous)
+    handoff_png = read_handoff(job, handoff) if handoff is not None and shot.continues_previous and not extend else None
+    request = build_request(job, shot, handoff_png, take, previous)
     done = finished_segment(job, shot.index, request.content_key)
     if done is not None:
         logger.info("segment %d: already rendered (%s), nothing to pay", shot.index, done.request_id)

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
-from sora_extend.media.encode import AUDIO_RATE, Mp4Writer
+from sora_extend.media.audio import AUDIO_RATE
+from sora_extend.media.encode import Mp4Writer
 from sora_extend.media.images import fit_to_size
 from sora_extend.preview.audio_bed import audio_bed
 from sora_extend.preview.captions import caption_layer

@@ -1,0 +1,74 @@
+"""Audio decoding against a video's timeline: the piece merge and trim share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+AUDIO_RATE = 48_000
+
+
+def decode_audio_span(path: Path, video_start: float, start: float, length: float) -> np.ndarray:
+    """Float32 stereo samples (2, n) at 48 kHz for [start, start + length) seconds of the file's video
+    timeline (0 = its first video frame at `video_start`). Silence where the file has no audio there."""
+    count = round(length * AUDIO_RATE)
+    out = np.zeros((2, count), dtype=np.float32)
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return out
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+        chunks: list[np.ndarray] = []
+        first_time: float | None = None
+        for frame in container.decode(container.streams.audio[0]):
+            for resampled in resampler.resample(frame):
+                if first_time is None:
+                    first_time = float(resampled.time) if resampled.time is not None else 0.0
+                chunks.append(resampled.to_ndarray())
+        chunks.extend(resampled.to_ndarray() for resampled in resampler.resample(None))
+    if not chunks:
+        return out
+    samples = np.concatenate(chunks, axis=1)
+    offset = round((start - ((first_time or 0.0) - video_start)) * AUDIO_RATE)
+    src_from, dst_from = max(0, offset), max(0, -offset)
+    take = max(0, min(count - dst_from, samples.shape[1] - src_from))
+    out[:, dst_from : dst_from + take] = samples[:, src_from : src_from + take]
+    return out
+
+
+class AacEncoder:
+    """One AAC stream fed with float32 stereo samples of any length, encoded in whole 1024-sample
+    frames with continuous timestamps: gapless across everything written to it."""
+
+    FRAME = 1024
+
+    def __init__(self, container: av.container.OutputContainer, bit_rate: int = 160_000) -> None:
+        self.stream = container.add_stream("aac", rate=AUDIO_RATE)
+        self.stream.layout = "stereo"
+        self.stream.bit_rate = bit_rate
+        self.pending = np.zeros((2, 0), dtype=np.float32)
+        self.next_pts = 0
+
+    def encode(self, samples: np.ndarray) -> list[av.Packet]:
+        self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)], axis=1)
+        whole = self.pending.shape[1] // self.FRAME * self.FRAME
+        packets = self._encode(self.pending[:, :whole])
+        self.pending = self.pending[:, whole:]
+        return packets
+
+    def _encode(self, samples: np.ndarray) -> list[av.Packet]:
+        packets: list[av.Packet] = []
+        for begin in range(0, samples.shape[1], self.FRAME):
+            chunk = np.ascontiguousarray(samples[:, begin : begin + self.FRAME])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate = AUDIO_RATE
+            frame.pts = self.next_pts
+            self.next_pts += chunk.shape[1]
+            packets.extend(self.stream.encode(frame))
+        return packets
+
+    def flush(self) -> list[av.Packet]:
+        packets = self._encode(self.pending) if self.pending.shape[1] else []
+        self.pending = self.pending[:, :0]
+        return packets + list(self.stream.encode(None))

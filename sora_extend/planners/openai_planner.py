@@ -1,0 +1,178 @@
+"""An LLM planner over any OpenAI-compatible chat API (OpenAI, vLLM, Ollama, OpenRouter...).
+
+The model returns structured output (a JSON schema generated from `LLMPlan`); the shot prompts are then
+composed here, deterministically, so the story bible is in every prompt whatever the model wrote. A
+plan with the wrong number of shots is sent back once with the validation error; a second bad answer
+fails (or falls back to the template planner when the request allows it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Literal
+
+import openai
+from openai import OpenAI
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sora_extend.errors import MissingKeyError, ProviderError, TerminalProviderError, TransientProviderError
+from sora_extend.plan import ShotPlan, StoryBible
+from sora_extend.planners.base import detect_language, make_shot
+from sora_extend.request import ExtendRequest
+from sora_extend.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_NAMES = {"ko": "Korean", "en": "English"}
+
+
+class LLMBible(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(description="The base prompt restated faithfully: who/what the video follows.")
+    characters: list[str] = Field(description="Recurring characters with fixed appearance and wardrobe.")
+    setting: str
+    style: str = Field(description="One visual style for every shot.")
+    light: str = Field(description="One lighting description for every shot.")
+
+
+class LLMShot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(description="What happens in this shot, continuing the previous one.")
+    camera: str = Field(description="Camera move or framing.")
+    transition: Literal["continuous", "crossfade", "cut"] = Field(
+        description="How this shot joins the previous one; continuous unless the story needs a new angle."
+    )
+
+
+class LLMPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str
+    bible: LLMBible
+    shots: list[LLMShot]
+
+
+class PlannerError(TerminalProviderError):
+    """The LLM did not produce a usable plan."""
+
+
+INSTRUCTIONS = """You plan long videos that are rendered as a chain of short clips by an image-to-video model.
+Each clip starts from the final frame of the previous clip, so consecutive shots must flow into each other:
+same characters, wardrobe, place, style and light; motion that continues; no sudden jumps unless the shot's
+transition is "cut". Write a story bible once (it is repeated in every clip's prompt) and exactly the
+requested number of shots, each one short and concrete (what is seen, what moves, the camera).
+Keep the meaning of the base prompt exactly; do not add new main characters.
+Write all text in {language}."""
+
+
+class OpenAIPlanner:
+    def __init__(self, settings: Settings) -> None:
+        if settings.openai_api_key is None:
+            raise MissingKeyError("OPENAI_API_KEY", "openai-api-key", "planner 'openai'")
+        self.settings = settings
+        self.model = settings.planner_model
+        self.name = f"openai:{self.model}"
+        self.client = OpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
+            timeout=settings.http_timeout_s,
+            max_retries=2,
+        )
+
+    def plan(self, request: ExtendRequest) -> ShotPlan:
+        language = "en" if request.prompt_language == "english" else detect_language(request.prompt)
+        brief = {
+            "prompt": request.prompt,
+            "segments": request.segments,
+            "seconds": request.seconds,
+            "language": language,
+            "transition": request.transition,
+        }
+        messages: list[dict[str, str]] = [
+            {"role": "system", "content": INSTRUCTIONS.format(language=LANGUAGE_NAMES.get(language, language))},
+            {"role": "user", "content": json.dumps(brief, ensure_ascii=False)},
+        ]
+        problem = ""
+        for attempt in (1, 2):
+            answer, raw = self._ask(messages)
+            problem = self._problem(answer, request)
+            if not problem and answer is not None:
+                return self._to_plan(answer, request, language)
+            logger.warning("planner: attempt %d returned an unusable plan: %s", attempt, problem)
+            messages += [
+                {"role": "assistant", "content": raw},
+                {
+                    "role": "user",
+                    "content": f"That plan is invalid: {problem}. Return the corrected plan with "
+                    f"exactly {request.segments} shots.",
+                },
+            ]
+        raise PlannerError(
+            f"the planner model returned an unusable plan twice: {problem}", provider="openai", model=self.model
+        )
+
+    def _ask(self, messages: list[dict[str, str]]) -> tuple[LLMPlan | None, str]:
+        try:
+            if self.settings.planner_api == "responses":
+                response = self.client.responses.parse(
+                    model=self.model,
+                    instructions=messages[0]["content"],
+                    input=messages[1:],  # type: ignore[arg-type]
+                    text_format=LLMPlan,
+                )
+                return response.output_parsed, response.output_text
+            completion = self.client.chat.completions.parse(
+                model=self.model,
+                messages=messages,
+                response_format=LLMPlan,  # type: ignore[arg-type]
+            )
+        except (ValidationError, json.JSONDecodeError) as exc:
+            return None, f"(not valid JSON for the schema: {exc.__class__.__name__})"
+        except openai.APIStatusError as exc:
+            raise self._error(exc) from None
+        except openai.OpenAIError as exc:
+            raise TransientProviderError(
+                f"the planner API could not be reached: {type(exc).__name__}", provider="openai", model=self.model
+            ) from None
+        message = completion.choices[0].message
+        if message.refusal:
+            raise PlannerError(f"the planner model refused: {message.refusal}", provider="openai", model=self.model)
+        return message.parsed, message.content or ""
+
+    def _error(self, exc: openai.APIStatusError) -> ProviderError:
+        kind = TransientProviderError if exc.status_code in (408, 409, 429) or exc.status_code >= 500 else PlannerError
+        reason = f"the planner API answered HTTP {exc.status_code}: {exc.message}"
+        if exc.status_code in (401, 403):
+            reason = f"the planner API rejected the key (HTTP {exc.status_code}); check OPENAI_API_KEY"
+        return kind(reason, provider="openai", model=self.model, status_code=exc.status_code)
+
+    @staticmethod
+    def _problem(answer: LLMPlan | None, request: ExtendRequest) -> str:
+        if answer is None:
+            return "the answer did not match the JSON schema"
+        if len(answer.shots) != request.segments:
+            return f"it has {len(answer.shots)} shots but {request.segments} are needed"
+        empty = [i + 1 for i, shot in enumerate(answer.shots) if not shot.action.strip()]
+        if empty:
+            return f"shot(s) {empty} have no action"
+        if not answer.bible.subject.strip() or not answer.bible.style.strip() or not answer.bible.light.strip():
+            return "the story bible needs a subject, a style and a light"
+        return ""
+
+    def _to_plan(self, answer: LLMPlan, request: ExtendRequest, language: str) -> ShotPlan:
+        bible = StoryBible(**answer.bible.model_dump())
+        total = request.segments
+        shots = [
+            make_shot(
+                bible,
+                index=index,
+                total=total,
+                action=planned.action,
+                camera=planned.camera,
+                seconds=request.seconds or 0,
+                transition_in=planned.transition if request.transition == "auto" else request.transition,
+                language=language,
+            )
+            for index, planned in enumerate(answer.shots, start=1)
+        ]
+        return ShotPlan(title=answer.title, language=language, planner=self.name, bible=bible, shots=shots)

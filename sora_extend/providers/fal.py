@@ -1,0 +1,227 @@
+"""fal.ai's queue protocol through the real `fal_client`, driven entirely by the catalogue row.
+
+Submit returns a request id at once (recorded by the caller before any polling); status, result and
+cancel are rebuilt from that id, so another process can resume a request. fal reports a failed
+request as COMPLETED with an `error`, then answers the result fetch with the error's HTTP status:
+there is no FAILED status.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import fal_client
+import fal_client.client as fal_wire
+import httpx
+
+from sora_extend.catalogue import ModelSpec
+from sora_extend.errors import (
+    InputError,
+    MissingKeyError,
+    ProviderError,
+    TerminalProviderError,
+    TransientProviderError,
+)
+from sora_extend.providers.base import GenerationRequest, Outcome, StateCallback, Submission, VideoProvider
+from sora_extend.providers.http import stream_to_file
+from sora_extend.settings import Settings
+
+DATA_URI_LIMIT = 10 * 1024 * 1024  # fal decodes data URIs up to about 10 MiB; larger frames are uploaded
+TRANSIENT_STATUS = {408, 409, 429}
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point fal_client at the configured hosts. fal_client reads these module globals at call time
+    (its env variables only at import, and always with https://), so plain-http gateways work too."""
+    fal_wire.QUEUE_URL_FORMAT = settings.fal_queue_url.rstrip("/") + "/"
+    fal_wire.REST_URL = settings.fal_rest_url.rstrip("/")
+    fal_wire.CDN_URL = settings.fal_cdn_url.rstrip("/")
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(part) for part in item.get("loc", [])[1:]) or "request"
+                parts.append(f"{where}: {item.get('msg', '')} [{item.get('type', 'error')}]")
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def classify(
+    exc: fal_client.FalClientHTTPError, *, model: str, request_id: str | None = None, failed: bool = False
+) -> ProviderError:
+    """Transient: 408/409/429 and 5xx (fal never bills those). Terminal: validation, content policy,
+    auth, unknown or removed endpoints. `failed` marks a request fal already finished unsuccessfully."""
+    code = exc.status_code
+    reason = f"fal answered HTTP {code}: {_detail_text(exc.message)}"
+    if exc.error_type and exc.error_type not in reason:
+        reason += f" ({exc.error_type})"
+    if code in (401, 403):
+        reason = f"fal rejected the API key (HTTP {code}); check FAL_KEY"
+    retry_after = exc.response_headers.get("retry-after") if exc.response_headers else None
+    kind = TransientProviderError if code in TRANSIENT_STATUS or code >= 500 else TerminalProviderError
+    return kind(
+        reason,
+        provider="fal",
+        model=model,
+        request_id=request_id,
+        status_code=code,
+        retry_after=float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None,
+        request_failed=failed,
+    )
+
+
+class FalProvider(VideoProvider):
+    name = "fal"
+
+    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+        super().__init__(spec, settings)
+        if settings.fal_key is None:
+            raise MissingKeyError("FAL_KEY", "fal-key", f"provider 'fal' (model {spec.id})")
+        configure_endpoints(settings)
+        self.client = fal_client.SyncClient(
+            key=settings.fal_key.get_secret_value(), default_timeout=settings.http_timeout_s
+        )
+        self.downloads = httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True)
+        self._clients.append(self.downloads)
+
+    # ------------------------------------------------------------------ request mapping
+
+    def endpoint_for(self, request: GenerationRequest) -> str:
+        endpoint = getattr(self.spec.endpoints, request.mode, None)
+        if not endpoint:
+            raise InputError("model", f"{self.spec.id} has no {request.mode.replace('_', '-')} endpoint")
+        return str(endpoint)
+
+    def arguments(self, request: GenerationRequest) -> dict[str, Any]:
+        """The model's own fields for a generic request; refuses values the model does not allow."""
+        spec = self.spec
+        if request.seconds not in spec.duration.values:
+            raise InputError("seconds", f"{request.seconds} is not allowed for {spec.id}", spec.duration.values)
+        if request.aspect not in spec.aspects:
+            raise InputError("aspect", f"{request.aspect} is not allowed for {spec.id}", spec.aspects)
+        if request.resolution not in spec.resolutions:
+            raise InputError("resolution", f"{request.resolution} is not allowed for {spec.id}", spec.resolutions)
+        arguments: dict[str, Any] = {**spec.defaults, "prompt": request.prompt}
+        arguments[spec.duration.field] = spec.duration.to_wire(request.seconds)
+        if spec.aspect_field and (request.mode == "text_to_video" or spec.aspect_on_image_to_video):
+            arguments[spec.aspect_field] = request.aspect
+        if spec.resolution_field:
+            arguments[spec.resolution_field] = spec.resolutions[request.resolution]
+        if spec.audio_field:
+            arguments[spec.audio_field] = request.audio
+        if spec.seed_field and request.seed is not None:
+            arguments[spec.seed_field] = request.seed
+        if request.first_frame_png is not None:
+            if not spec.image_field:
+                raise InputError("model", f"{spec.id} takes no start image")
+            arguments[spec.image_field] = self._image_reference(request.first_frame_png)
+        return arguments
+
+    def _image_reference(self, png: bytes) -> str:
+        if self.spec.image_transport == "data_uri" and len(png) <= DATA_URI_LIMIT:
+            return fal_client.encode(png, "image/png")
+        try:
+            return str(self.client.upload(png, "image/png", file_name="handoff.png"))
+        except fal_client.FalClientHTTPError as exc:
+            raise classify(exc, model=self.spec.id) from None
+        except httpx.HTTPError as exc:
+            raise TransientProviderError(
+                f"uploading the hand-off frame failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
+            ) from None
+
+    # ------------------------------------------------------------------ queue protocol
+
+    def submit(self, request: GenerationRequest) -> Submission:
+        endpoint = self.endpoint_for(request)
+        arguments = self.arguments(request)
+        try:
+            handle = self.client.submit(endpoint, arguments=arguments)
+        except fal_client.FalClientHTTPError as exc:
+            raise classify(exc, model=self.spec.id) from None
+        except httpx.HTTPError as exc:
+            # No answer: fal may or may not have queued it, so no status code (the ledger keeps the intent).
+            raise TransientProviderError(
+                f"submitting to {endpoint} failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
+            ) from None
+        return Submission(provider=self.name, model=self.spec.id, endpoint=endpoint, request_id=handle.request_id)
+
+    def _handle(self, submission: Submission) -> fal_client.SyncRequestHandle:
+        return self.client.get_handle(submission.endpoint, submission.request_id)
+
+    def wait(self, submission: Submission, on_state: StateCallback, timeout_s: float) -> Outcome:
+        handle = self._handle(submission)
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while True:
+            try:
+                status = handle.status(with_logs=False)
+            except fal_client.FalClientHTTPError as exc:
+                raise classify(exc, model=self.spec.id, request_id=submission.request_id) from None
+            except httpx.HTTPError as exc:
+                raise TransientProviderError(
+                    f"polling failed: {type(exc).__name__}",
+                    provider=self.name,
+                    model=self.spec.id,
+                    request_id=submission.request_id,
+                ) from None
+            state = type(status).__name__.upper()
+            if state != last:
+                detail = f"position {status.position}" if isinstance(status, fal_client.Queued) else ""
+                on_state({"QUEUED": "IN_QUEUE", "INPROGRESS": "IN_PROGRESS"}.get(state, state), detail)
+                last = state
+            if isinstance(status, fal_client.Completed):
+                return self._result(submission, failed=status.error is not None, error=status.error or "")
+            if time.monotonic() > deadline:
+                raise TransientProviderError(
+                    f"still {last} after {timeout_s:.0f} s; the request stays recorded and the next attempt resumes it",
+                    provider=self.name,
+                    model=self.spec.id,
+                    request_id=submission.request_id,
+                )
+            time.sleep(self.settings.poll_interval_s)
+
+    def _result(self, submission: Submission, failed: bool = False, error: str = "") -> Outcome:
+        try:
+            result = self._handle(submission).get()
+        except fal_client.FalClientHTTPError as exc:
+            raise classify(exc, model=self.spec.id, request_id=submission.request_id, failed=True) from None
+        except httpx.HTTPError as exc:
+            raise TransientProviderError(
+                f"fetching the result failed: {type(exc).__name__}",
+                provider=self.name,
+                model=self.spec.id,
+                request_id=submission.request_id,
+            ) from None
+        if failed:  # COMPLETED + error but the result fetch did not raise: still a failed request
+            raise TransientProviderError(
+                f"fal finished the request with an error: {error}",
+                provider=self.name,
+                model=self.spec.id,
+                request_id=submission.request_id,
+                request_failed=True,
+            )
+        try:
+            url = str(result["video"]["url"])
+        except (KeyError, TypeError):
+            raise TerminalProviderError(
+                f"the result has no video url: {str(result)[:200]}",
+                provider=self.name,
+                model=self.spec.id,
+                request_id=submission.request_id,
+                request_failed=True,
+            ) from None
+        return Outcome(request_id=submission.request_id, video_url=url)
+
+    def refresh(self, submission: Submission) -> Outcome:
+        return self._result(submission)
+
+    def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
+        assert outcome.video_url is not None
+        stream_to_file(self.downloads, outcome.video_url, dest, provider=self.name, request_id=submission.request_id)
