@@ -224,6 +224,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.purge import purge_outputs_flow
+
+    report = purge_outputs_flow(storage=args.storage, older_than_days=args.older_than_days, dry_run=args.dry_run)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sora-extend", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -267,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="each video starts with the previous one's last frame (show each copy for half a frame)",
     )
     merge.set_defaults(handler=cmd_merge)
+
+    purge = commands.add_parser("purge", help="delete finished job folders older than N days")
+    purge.add_argument("--storage", help="storage URL (default: SORA_EXTEND_STORAGE)")
+    purge.add_argument("--older-than-days", type=float, help="default: SORA_EXTEND_RETENTION_DAYS (1)")
+    purge.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    purge.set_defaults(handler=cmd_purge)
 
     models = commands.add_parser("models", help="list providers and models with durations, sizes and prices")
     models.add_argument("--all", action="store_true", help="include retired models")

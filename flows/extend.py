@@ -10,7 +10,6 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
 from sora_extend.request import ExtendRequest
 from tasks.handoff import extract_handoff_task
@@ -68,19 +67,17 @@ def extend_video(request: ExtendRequest) -> ExtendResult:
     except BaseException as exc:
         timings["total_s"] = round(time.monotonic() - started, 3)
         failed_at = len(segments) + 1 if len(segments) < len(plan.shots) else None
-        publish_report(job, plan, segments, handoffs, None, timings, failed_at)
-        Job(job).finish("failed", f"{type(exc).__name__}: {exc}")
+        publish_report(job, plan, segments, handoffs, None, timings, failed_at, f"{type(exc).__name__}: {exc}")
         raise
     timings["total_s"] = round(time.monotonic() - started, 3)
-    manifest_url = publish_report(job, plan, segments, handoffs, final, timings)
-    Job(job).finish("completed")
+    manifest_url, cost = publish_report(job, plan, segments, handoffs, final, timings)
     return ExtendResult(
         job_id=job.job_id,
         video_url=final.url,
         link=final.link,
         duration=final.duration,
         segments=len(segments),
-        cost_usd=round(sum(record.cost_usd for record in segments), 4),
+        cost_usd=cost,
         merge=final.method,
         manifest_url=manifest_url,
     )

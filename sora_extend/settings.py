@@ -76,14 +76,17 @@ class Settings(BaseSettings):
     link_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="Lifetime of presigned links to final videos.")
     retention_days: float = Field(1.0, gt=0, description="purge-outputs deletes finished jobs older than this.")
 
-    result_storage_block: str | None = Field(
-        None,
-        description="Saved Prefect storage block for task results, e.g. 'remote-file-system/sora-extend-results' "
-        "(shared by every worker); empty = Prefect's local result storage.",
-    )
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2, moto...).")
     s3_region: str | None = Field(None, description="S3 region name.")
     aws_profile: str | None = Field(None, description="Named AWS profile for S3 credentials.")
+    aws_credentials_block: str | None = Field(
+        None,
+        description="Name of a Prefect Secret block holding JSON {aws_access_key_id, aws_secret_access_key"
+        "[, aws_session_token]}; empty = the standard AWS chain (environment, profile, instance role).",
+    )
+    s3_key: SecretStr | None = Field(None, exclude=True, description="Set at run time from the block above only.")
+    s3_secret: SecretStr | None = Field(None, exclude=True, description="Set at run time from the block above only.")
+    s3_token: SecretStr | None = Field(None, exclude=True, description="Set at run time from the block above only.")
 
 
 @lru_cache(maxsize=1)

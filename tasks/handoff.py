@@ -8,6 +8,7 @@ from sora_extend.pipeline.handoff import extract_handoff
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
 from tasks.policies import key_from
+from tasks.secrets import storage_settings
 
 
 def handoff_key(job: JobRef, segment: SegmentRecord, anchor: HandoffRecord | None) -> str:
@@ -26,4 +27,4 @@ def handoff_key(job: JobRef, segment: SegmentRecord, anchor: HandoffRecord | Non
     retry_delay_seconds=2,
 )
 def extract_handoff_task(job: JobRef, segment: SegmentRecord, anchor: HandoffRecord | None) -> HandoffRecord:
-    return extract_handoff(Job(job), segment, job.request.size, anchor)
+    return extract_handoff(Job(job, storage_settings()), segment, job.request.size, anchor)

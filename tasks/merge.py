@@ -10,6 +10,7 @@ from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.records import FinalRecord, HandoffRecord, SegmentRecord
 from sora_extend.plan import ShotPlan
 from tasks.policies import key_from
+from tasks.secrets import storage_settings
 
 
 def merge_key(job: JobRef, plan: ShotPlan, segments: list[SegmentRecord], handoffs: dict[int, HandoffRecord]) -> str:
@@ -28,4 +29,4 @@ def merge_key(job: JobRef, plan: ShotPlan, segments: list[SegmentRecord], handof
 def merge_segments_task(
     job: JobRef, plan: ShotPlan, segments: list[SegmentRecord], handoffs: dict[int, HandoffRecord]
 ) -> FinalRecord:
-    return merge_job(Job(job), plan, segments, handoffs)
+    return merge_job(Job(job, storage_settings()), plan, segments, handoffs)

@@ -17,7 +17,6 @@ from prefect.states import State
 
 from sora_extend.errors import TransientProviderError
 from sora_extend.locks import LockTimeoutError
-from sora_extend.settings import get_settings
 
 RETRYABLE = (TransientProviderError, LockTimeoutError, ConnectionError, TimeoutError)
 
@@ -30,11 +29,6 @@ def retry_only_transient(task: Task[Any, Any], task_run: TaskRun, state: State[A
     except BaseException:
         return False
     return False
-
-
-def result_storage() -> str | None:
-    """A saved Prefect storage block slug (e.g. 'remote-file-system/sora-extend-results') or the local default."""
-    return get_settings().result_storage_block
 
 
 def key_from(function: Any) -> Any:

@@ -15,9 +15,9 @@ from tasks.secrets import settings_with_keys
 @task(name="prepare-job", cache_policy=NO_CACHE)
 def prepare_job(request: ExtendRequest) -> tuple[JobRef, dict[int, int]]:
     """Refuse early (missing key, over budget); open the job; apply re-render requests once per run."""
-    settings_with_keys(request)
-    ref = job_ref(request)
-    job = Job(ref)
+    settings = settings_with_keys(request)
+    ref = job_ref(request, settings)
+    job = Job(ref, settings)
     done = {
         record_index
         for record_index in range(1, request.segments + 1)

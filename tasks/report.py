@@ -18,6 +18,7 @@ from sora_extend.pipeline.assemble import write_manifest
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.records import FinalRecord, HandoffRecord, SegmentRecord
 from sora_extend.plan import ShotPlan
+from tasks.secrets import storage_settings
 
 
 def artifact_key(job: JobRef, kind: str) -> str:
@@ -102,10 +103,13 @@ def publish_report(
     final: FinalRecord | None,
     timings: dict[str, float],
     failed_at: int | None = None,
-) -> str:
-    """Write manifest.json and the run's artifacts; returns the manifest's storage URL."""
-    domain_job = Job(job)
+    error: str | None = None,
+) -> tuple[str, float]:
+    """Write manifest.json and the run's artifacts, and mark the job completed (or failed, with `error`).
+    Returns the manifest's storage URL and everything billed for the job so far."""
+    domain_job = Job(job, storage_settings())
     manifest = write_manifest(domain_job, plan, segments, handoffs, final, timings)
+    domain_job.finish("failed" if error else "completed", error)
     publish_shot_table(job, plan, segments, failed_at)
     if final is not None:
         create_markdown_artifact(
@@ -113,4 +117,4 @@ def publish_report(
             key=artifact_key(job, "summary"),
             description="Final video and shot list",
         )
-    return domain_job.store.url("manifest.json")
+    return domain_job.store.url("manifest.json"), manifest.cost_usd

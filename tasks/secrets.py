@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from pydantic import SecretStr
@@ -41,9 +42,27 @@ def needed_keys(request: ExtendRequest) -> list[tuple[str, str]]:
     return needs
 
 
+def storage_settings(settings: Settings | None = None) -> Settings:
+    """Settings with S3 credentials from the configured Prefect Secret block, if one is configured."""
+    settings = settings or get_settings()
+    if not settings.aws_credentials_block:
+        return settings
+    from prefect.blocks.system import Secret
+
+    value = Secret.load(settings.aws_credentials_block).get()
+    data = json.loads(value) if isinstance(value, str) else dict(value)
+    return settings.model_copy(
+        update={
+            "s3_key": SecretStr(str(data["aws_access_key_id"])),
+            "s3_secret": SecretStr(str(data["aws_secret_access_key"])),
+            "s3_token": SecretStr(str(data["aws_session_token"])) if data.get("aws_session_token") else None,
+        }
+    )
+
+
 def settings_with_keys(request: ExtendRequest, settings: Settings | None = None) -> Settings:
     """Settings holding every key the request needs, or MissingKeyError naming the first one missing."""
-    settings = settings or get_settings()
+    settings = storage_settings(settings)
     updates: dict[str, SecretStr] = {}
     for name, needed_for in needed_keys(request):
         if getattr(settings, name) is not None or name in updates:

@@ -55,3 +55,53 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 endpoint on loopback (moto's server mode): the endpoint URL."""
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per S3 request otherwise
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+S3_SECRET = "moto-secret-3f1d0c5b9a7e4b21"
+
+
+@pytest.fixture
+def s3_storage(s3_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A fresh bucket on the loopback S3 endpoint, configured as the default storage."""
+    import uuid
+
+    import boto3
+
+    bucket = f"sora-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "moto-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("SORA_EXTEND_S3_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("SORA_EXTEND_STORAGE", f"s3://{bucket}/jobs")
+    monkeypatch.setenv("SORA_EXTEND_WORK_DIR", str(tmp_path / "work"))
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=bucket)
+    reload_settings()
+    yield f"s3://{bucket}/jobs"
+    monkeypatch.undo()
+    reload_settings()
+
+
+@pytest.fixture
+def api_url(prefect_harness: None) -> str:
+    """The temporary Prefect server's API URL, for flows started in subprocesses."""
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value())

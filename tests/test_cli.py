@@ -119,3 +119,30 @@ def test_frame_and_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
     assert read_index(last_frame(tmp_path / "ab.mp4")) == 59
     assert main(["frame", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "x.png")]) == 2
+
+
+@pytest.mark.slow
+def test_purge_dry_run_then_real(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sora_extend.pipeline.job import JobState
+    from sora_extend.storage.store import JobStore
+
+    storage = f"file://{tmp_path / 'out'}"
+    old = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    JobStore(storage, "old-job").write_json(
+        "job.json",
+        {
+            **JobState(job_id="old-job", status="completed").model_dump(mode="json"),
+            "updated_at": old,
+            "finished_at": old,
+        },
+    )
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    dry = cli("purge", "--storage", storage, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "would delete 1 job folder(s)" in dry.stdout and (tmp_path / "out" / "old-job").exists()
+    real = cli("purge", "--storage", storage, env=env)
+    assert real.returncode == 0 and "deleted 1 job folder(s)" in real.stdout
+    assert not (tmp_path / "out" / "old-job").exists()

@@ -24,13 +24,15 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def storage_options(url: str, settings: Settings | None = None) -> dict[str, Any]:
-    """fsspec options for a URL. Only endpoint, region and profile: credentials stay where AWS tools
-    read them (environment variables, ~/.aws, instance roles), never in our parameters or files."""
+    """fsspec options for a URL: endpoint, region, profile, and keys only when they came from a Prefect
+    Secret block at run time. Otherwise credentials stay where AWS tools read them (environment, ~/.aws,
+    instance roles). These options are never logged, stored or passed as parameters."""
     settings = settings or get_settings()
     protocol = fsspec.core.split_protocol(url)[0]
     if protocol not in {"s3", "s3a"}:
         return {}
-    options: dict[str, Any] = {}
+    # Listings are read fresh: another worker may have added ledger entries or segments meanwhile.
+    options: dict[str, Any] = {"use_listings_cache": False}
     client_kwargs: dict[str, Any] = {}
     if settings.s3_endpoint_url:
         options["endpoint_url"] = settings.s3_endpoint_url
@@ -40,6 +42,11 @@ def storage_options(url: str, settings: Settings | None = None) -> dict[str, Any
         options["client_kwargs"] = client_kwargs
     if settings.aws_profile:
         options["profile"] = settings.aws_profile
+    if settings.s3_key and settings.s3_secret:
+        options["key"] = settings.s3_key.get_secret_value()
+        options["secret"] = settings.s3_secret.get_secret_value()
+        if settings.s3_token:
+            options["token"] = settings.s3_token.get_secret_value()
     return options
 
 
