@@ -234,6 +234,21 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _limit(text: str) -> tuple[str, int]:
+    provider, _, number = text.partition("=")
+    if provider not in ("preview", "fal", "openai") or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not PROVIDER=N with PROVIDER one of preview, fal, openai")
+    return provider, int(number)
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from deployments.bootstrap import bootstrap
+
+    for line in bootstrap(args.pool, dict(args.limit or []), args.secrets_from_env, args.results_block):
+        print(line)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sora-extend", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +298,27 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than-days", type=float, help="default: SORA_EXTEND_RETENTION_DAYS (1)")
     purge.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     purge.set_defaults(handler=cmd_purge)
+
+    boot = commands.add_parser("bootstrap", help="create the work pool, concurrency limits and blocks (idempotent)")
+    boot.add_argument("--pool", default="sora-extend")
+    boot.add_argument(
+        "--limit",
+        type=_limit,
+        action="append",
+        metavar="PROVIDER=N",
+        help="segments rendering at once per provider (default preview=2 fal=4 openai=2)",
+    )
+    boot.add_argument(
+        "--secrets-from-env",
+        action="store_true",
+        help="save FAL_KEY, OPENAI_API_KEY and AWS keys found in the environment as Secret blocks",
+    )
+    boot.add_argument(
+        "--results-block",
+        action="store_true",
+        help="save a RemoteFileSystem block next to S3 job storage for shared task results",
+    )
+    boot.set_defaults(handler=cmd_bootstrap)
 
     models = commands.add_parser("models", help="list providers and models with durations, sizes and prices")
     models.add_argument("--all", action="store_true", help="include retired models")

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
     retries: int = Field(4, ge=0, description="Task retries for transient errors (rate limits, 5xx, timeouts).")
     retry_delay_s: float = Field(5.0, ge=0, description="First retry delay; doubles on each retry (with jitter).")
+    concurrency_limits: bool = Field(
+        False,
+        description="Hold a slot of the Prefect global concurrency limit 'sora-extend-<provider>' while a segment "
+        "renders (create the limits with `sora-extend bootstrap`).",
+    )
     orphan_policy: Literal["fail", "resubmit"] = Field(
         "fail",
         description="A paid submission whose request id was never recorded (the process died mid-submit): "

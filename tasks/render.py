@@ -3,15 +3,19 @@ cache miss (new result storage, another worker) resume the paid request instead 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
 from prefect import Task, task
+from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
 
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
 from sora_extend.pipeline.segment import render_segment, segment_key
 from sora_extend.plan import Shot
-from sora_extend.providers import get_provider
-from sora_extend.settings import get_settings
+from sora_extend.providers import VideoProvider, get_provider
+from sora_extend.settings import Settings, get_settings
 from tasks.policies import key_from, retry_only_transient
 from tasks.secrets import settings_with_keys
 
@@ -40,9 +44,22 @@ def render_segment_task(
     domain_job = Job(job, settings)
     provider = get_provider(domain_job.spec, settings)
     try:
-        return render_segment(domain_job, shot, handoff, provider, take, previous)
+        return render_segment(
+            domain_job, shot, handoff, provider, take, previous, gate=provider_slot(settings, provider)
+        )
     finally:
         provider.close()
+
+
+def provider_limit_name(provider: str) -> str:
+    return f"sora-extend-{provider}"
+
+
+def provider_slot(settings: Settings, provider: VideoProvider) -> Callable[[], AbstractContextManager[object]]:
+    """One slot of the provider's global concurrency limit per rendering segment, across all runs and workers."""
+    if not settings.concurrency_limits:
+        return nullcontext
+    return lambda: concurrency(provider_limit_name(provider.name), occupy=1, strict=True)
 
 
 def render_task_from_settings() -> Task[..., SegmentRecord]:

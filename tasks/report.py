@@ -14,7 +14,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from sora_extend.pipeline.assemble import write_manifest
+from sora_extend.pipeline.assemble import write_contact_sheet, write_manifest
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.records import FinalRecord, HandoffRecord, SegmentRecord
 from sora_extend.plan import ShotPlan
@@ -71,7 +71,9 @@ def publish_shot_table(
     )
 
 
-def summary_markdown(job: Job, plan: ShotPlan, segments: list[SegmentRecord], final: FinalRecord, cost: float) -> str:
+def summary_markdown(
+    job: Job, plan: ShotPlan, segments: list[SegmentRecord], final: FinalRecord, cost: float, sheet_link: str
+) -> str:
     lines = [
         f"# {plan.title}",
         "",
@@ -80,7 +82,10 @@ def summary_markdown(job: Job, plan: ShotPlan, segments: list[SegmentRecord], fi
         f"audio {'yes' if final.has_audio else 'no'}  ",
         f"**Merge:** {final.method}, {final.merge_s:.2f} s  ",
         f"**Cost:** ${cost:.2f} ({job.spec.provider}/{job.spec.id})  ",
-        f"**Job folder:** `{job.store.url()}`",
+        f"**Job folder:** `{job.store.url()}`  ",
+        f"**Contact sheet** (first and last frame of every segment): [{sheet_link}]({sheet_link})",
+        "",
+        f"![contact sheet]({sheet_link})",
         "",
         "| # | seconds | request id | cost | prompt |",
         "|---|---|---|---|---|",
@@ -112,8 +117,9 @@ def publish_report(
     domain_job.finish("failed" if error else "completed", error)
     publish_shot_table(job, plan, segments, failed_at)
     if final is not None:
+        sheet_link = write_contact_sheet(domain_job, segments)
         create_markdown_artifact(
-            summary_markdown(domain_job, plan, segments, final, manifest.cost_usd),
+            summary_markdown(domain_job, plan, segments, final, manifest.cost_usd, sheet_link),
             key=artifact_key(job, "summary"),
             description="Final video and shot list",
         )

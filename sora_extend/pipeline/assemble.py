@@ -12,6 +12,9 @@ from pydantic import BaseModel, Field
 
 from sora_extend.hashing import content_key, sha256_file
 from sora_extend.ledger import LedgerEntry, utcnow
+from sora_extend.media.contact_sheet import contact_sheet
+from sora_extend.media.frames import first_frame, last_frame
+from sora_extend.media.images import encode_png
 from sora_extend.media.merge import JoinPlan, merge_videos
 from sora_extend.media.probe import probe
 from sora_extend.pipeline.job import Job
@@ -22,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 FINAL_REL = "final.mp4"
 MANIFEST_REL = "manifest.json"
+CONTACT_SHEET_REL = "contact_sheet.png"
 
 
 def plan_joins(
@@ -149,3 +153,13 @@ def write_manifest(
     )
     job.store.write_json(MANIFEST_REL, manifest)
     return manifest
+
+
+def write_contact_sheet(job: Job, segments: list[SegmentRecord]) -> str:
+    """contact_sheet.png beside final.mp4: first and last frame of every segment. Returns a link to it."""
+    pairs = []
+    for record in segments:
+        local = job.cache.fetch(job.store, record.path, record.sha256)
+        pairs.append((first_frame(local), last_frame(local)))
+    job.store.write_bytes(CONTACT_SHEET_REL, encode_png(contact_sheet(pairs)))
+    return job.store.link(CONTACT_SHEET_REL, job.settings.link_ttl_s)

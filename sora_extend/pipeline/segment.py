@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from sora_extend.catalogue import ModelSpec
@@ -299,8 +301,10 @@ def render_segment(
     provider: VideoProvider,
     take: int = 1,
     previous: SegmentRecord | None = None,
+    gate: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> SegmentRecord:
-    """Render (or find, or resume) one segment; `previous` is the segment before it, for native extension."""
+    """Render (or find, or resume) one segment; `previous` is the segment before it, for native extension.
+    `gate` is entered around the provider work only (e.g. a provider-wide concurrency slot)."""
     extend = uses_native_extension(job.request, shot, previous)
     handoff_png = read_handoff(job, handoff) if handoff is not None and shot.continues_previous and not extend else None
     request = build_request(job, shot, handoff_png, take, previous)
@@ -313,10 +317,11 @@ def render_segment(
         if done is not None:
             logger.info("segment %d: rendered by a concurrent run (%s)", shot.index, done.request_id)
             return done
-        started = time.monotonic()
-        submission, entry, resumed = _submission_for(job, provider, request, take)
-        outcome = _wait(job, provider, submission, entry, shot.index)
-        local, info = _download(job, provider, submission, outcome, request)
+        with gate():
+            started = time.monotonic()
+            submission, entry, resumed = _submission_for(job, provider, request, take)
+            outcome = _wait(job, provider, submission, entry, shot.index)
+            local, info = _download(job, provider, submission, outcome, request)
         sha = sha256_file(local)
         _archive_previous_take(job, shot.index)
         rel = segment_rel(shot.index)
