@@ -32,9 +32,10 @@ class Stack:
         self.http = httpx.Client(base_url=api, timeout=30)
 
     def deployment_id(self, name: str) -> str:
-        found = self.http.post("/deployments/filter", json={"deployments": {"name": {"any_": [name]}}}).json()
-        assert found, f"deployment {name} missing"
-        return str(found[0]["id"])
+        # The name lookup the README shows for curl: /deployments/name/<flow name>/<deployment name>.
+        found = self.http.get(f"/deployments/name/{name}/{name}")
+        assert found.status_code == 200, f"deployment {name} missing: {found.text}"
+        return str(found.json()["id"])
 
     def start(self, deployment: str, parameters: dict[str, Any], key: str | None = None) -> httpx.Response:
         body: dict[str, Any] = {"parameters": parameters}
