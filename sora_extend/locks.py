@@ -1,17 +1,33 @@
 """Per-segment locks, so two runs of the same job at once submit each paid segment only once.
 
-The lock is an advisory `flock` on a file named by the segment's content key: it works across
-processes on one machine and the kernel releases it if the holder is killed. For several machines,
-see the README ("Running on several machines"): a Prefect global concurrency limit of 1 per key.
+`file` (default): an advisory `flock` on a local file named by the segment's content key. It works
+across processes on one machine, and the kernel releases it if the holder is killed.
+
+`storage` (for several machines): a lock object created in the job's storage with an exclusive create
+(S3 conditional PUT `If-None-Match: *`, O_EXCL locally), holding an expiry. A holder that dies leaves
+it behind until it expires (SORA_EXTEND_POLL_TIMEOUT_S plus a margin); then the next run breaks it.
+Two runs breaking the same expired lock at the same instant could both proceed: the ledger still
+makes the second one resume the first one's request if it was already recorded.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sora_extend.storage.store import JobStore
+
+logger = logging.getLogger(__name__)
 
 
 class LockTimeoutError(TimeoutError):
@@ -36,3 +52,35 @@ def key_lock(lock_dir: Path, key: str, timeout_s: float) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def storage_lock(store: JobStore, key: str, ttl_s: float, timeout_s: float) -> Iterator[None]:
+    rel = f"locks/{key}.json"
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout_s
+    while True:
+        claim = {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "expires": time.time() + ttl_s}
+        if store.create_exclusive(rel, json.dumps(claim).encode()):
+            break
+        try:
+            holder = store.read_json(rel)
+        except (FileNotFoundError, ValueError):
+            continue  # released (or being written) between our attempt and our read
+        if float(holder.get("expires", 0)) < time.time():
+            logger.warning(
+                "breaking an expired lock on %s held by %s pid %s", key, holder.get("host"), holder.get("pid")
+            )
+            store.delete(rel)
+            continue
+        if time.monotonic() > deadline:
+            raise LockTimeoutError(f"{holder.get('host')} pid {holder.get('pid')} has held the lock for {key} too long")
+        time.sleep(1.0)
+    try:
+        yield
+    finally:
+        try:
+            if store.read_json(rel).get("token") == token:
+                store.delete(rel)
+        except (FileNotFoundError, ValueError):
+            pass

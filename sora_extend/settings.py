@@ -74,9 +74,14 @@ class Settings(BaseSettings):
         Path.home() / ".cache" / "sora-extend" / "work",
         description="Local scratch and content-addressed cache of downloaded media (safe to delete).",
     )
+    lock_backend: Literal["file", "storage"] = Field(
+        "file",
+        description="Per-segment lock: 'file' (one machine) or 'storage' (a lock object in the job's storage, "
+        "for workers on several machines sharing S3).",
+    )
     lock_dir: Path = Field(
         Path.home() / ".cache" / "sora-extend" / "locks",
-        description="Where per-segment lock files live (one machine; see README for several).",
+        description="Where per-segment lock files live (lock_backend 'file').",
     )
     link_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="Lifetime of presigned links to final videos.")
     retention_days: float = Field(1.0, gt=0, description="purge-outputs deletes finished jobs older than this.")

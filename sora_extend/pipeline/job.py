@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from sora_extend.catalogue import ModelSpec
 from sora_extend.ledger import Ledger, utcnow
-from sora_extend.locks import key_lock
+from sora_extend.locks import key_lock, storage_lock
 from sora_extend.request import ExtendRequest, normalise_storage_url
 from sora_extend.settings import Settings, get_settings
 from sora_extend.storage.cache import LocalCache
@@ -104,5 +104,11 @@ class Job:
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
-        with key_lock(self.settings.lock_dir, key, timeout_s=self.settings.poll_timeout_s + 600):
-            yield
+        """Held while a segment is submitted, polled and downloaded; waits for another holder to finish."""
+        hold = self.settings.poll_timeout_s + 600  # a holder gives up polling after poll_timeout_s
+        if self.settings.lock_backend == "storage":
+            with storage_lock(self.store, key, ttl_s=hold, timeout_s=hold):
+                yield
+        else:
+            with key_lock(self.settings.lock_dir, key, timeout_s=hold):
+                yield

@@ -107,6 +107,17 @@ class JobStore:
         else:
             self.fs.pipe_file(target, data)
 
+    def create_exclusive(self, rel: str, data: bytes) -> bool:
+        """Write `rel` only if it does not exist yet (S3: If-None-Match; local: O_EXCL). False if it did."""
+        target = self.path(rel)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        try:
+            self.fs.pipe_file(target, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
     def read_json(self, rel: str) -> Any:
         return json.loads(self.read_bytes(rel))
 
