@@ -14,9 +14,10 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from sora_extend.pipeline.assemble import write_contact_sheet, write_manifest
+from sora_extend.pipeline.assemble import write_manifest
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.records import FinalRecord, HandoffRecord, SegmentRecord
+from sora_extend.pipeline.review import SeamRecord, seam_report, write_contact_sheet
 from sora_extend.plan import ShotPlan
 from tasks.secrets import storage_settings
 
@@ -71,6 +72,15 @@ def publish_shot_table(
     )
 
 
+def publish_seams(job: JobRef, seams: list[SeamRecord]) -> None:
+    if seams:
+        create_table_artifact(
+            [seam.model_dump() for seam in seams],
+            key=artifact_key(job, "seams"),
+            description="Per join: hand-off similarity, colour / motion / audio jumps (also seams.json)",
+        )
+
+
 def summary_markdown(
     job: Job, plan: ShotPlan, segments: list[SegmentRecord], final: FinalRecord, cost: float, sheet_link: str
 ) -> str:
@@ -117,6 +127,7 @@ def publish_report(
     domain_job.finish("failed" if error else "completed", error)
     publish_shot_table(job, plan, segments, failed_at)
     if final is not None:
+        publish_seams(job, seam_report(domain_job, plan, segments, handoffs, final))
         sheet_link = write_contact_sheet(domain_job, segments)
         create_markdown_artifact(
             summary_markdown(domain_job, plan, segments, final, manifest.cost_usd, sheet_link),

@@ -12,9 +12,6 @@ from pydantic import BaseModel, Field
 
 from sora_extend.hashing import content_key, sha256_file
 from sora_extend.ledger import LedgerEntry, utcnow
-from sora_extend.media.contact_sheet import contact_sheet
-from sora_extend.media.frames import first_frame, last_frame
-from sora_extend.media.images import encode_png
 from sora_extend.media.merge import JoinPlan, merge_videos
 from sora_extend.media.probe import probe
 from sora_extend.pipeline.job import Job
@@ -25,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 FINAL_REL = "final.mp4"
 MANIFEST_REL = "manifest.json"
-CONTACT_SHEET_REL = "contact_sheet.png"
 
 
 def plan_joins(
@@ -90,6 +86,7 @@ def merge_job(
         method=result.method + (f" ({result.reason})" if result.reason else ""),
         joins=[JoinRecord(boundary=i + 1, **j.model_dump()) for i, j in enumerate(joins)],
         merge_s=result.seconds,
+        joins_at=result.joins_at,
     )
     job.store.write_json("final.json", record)
     output.unlink(missing_ok=True)
@@ -153,13 +150,3 @@ def write_manifest(
     )
     job.store.write_json(MANIFEST_REL, manifest)
     return manifest
-
-
-def write_contact_sheet(job: Job, segments: list[SegmentRecord]) -> str:
-    """contact_sheet.png beside final.mp4: first and last frame of every segment. Returns a link to it."""
-    pairs = []
-    for record in segments:
-        local = job.cache.fetch(job.store, record.path, record.sha256)
-        pairs.append((first_frame(local), last_frame(local)))
-    job.store.write_bytes(CONTACT_SHEET_REL, encode_png(contact_sheet(pairs)))
-    return job.store.link(CONTACT_SHEET_REL, job.settings.link_ttl_s)

@@ -77,4 +77,4 @@ class FinalRecord(BaseModel):
     method: str = Field(..., description="stream-copy or re-encode, and why.")
     joins: list[JoinRecord]
     merge_s: float
-    av_offsets_ms: list[float] = Field(default_factory=list)
+    joins_at: list[float] = Field(default_factory=list, description="Seconds into final.mp4 where segments meet.")
