@@ -1,0 +1,749 @@
+"""A loopback emulator of fal.ai's queue, REST (upload token) and CDN hosts, for the real `fal_client`.
+
+One base URL serves all three hosts: tests point `fal_client.client.QUEUE_URL_FORMAT` at `.url` and
+`REST_URL` / `CDN_URL` at `.url` without the trailing slash. Endpoints, field names, duration wire
+types and allowed values come from the project's model catalogue, so a request the emulator accepts
+is shaped the way the real model wants it. Generations are rendered lazily with the offline preview
+renderer when a request is first seen in progress.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sora_extend.catalogue import Catalogue, ModelSpec, build_catalogue
+from sora_extend.media.frames import last_frame
+from sora_extend.media.merge import JoinPlan, merge_videos
+from sora_extend.media.probe import probe
+from tests.emulators._common import (
+    BackgroundRender,
+    ClipJob,
+    LoopbackServer,
+    Request,
+    Response,
+    busy_interval,
+    canonical_json,
+    decode_data_uri,
+    decode_image,
+    json_response,
+    max_overlap,
+    orientation,
+    render_clip,
+    sha256_hex,
+)
+from tests.emulators.faults import Fault, FaultBook, FaultKind
+
+EndpointKind = Literal["text_to_video", "image_to_video", "first_last_frame", "extend"]
+ENDPOINT_KINDS: tuple[EndpointKind, ...] = ("text_to_video", "image_to_video", "first_last_frame", "extend")
+
+ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
+    "submit": frozenset({"status", "reset", "stuck"}),
+    "status": frozenset({"status", "reset"}),
+    "result": frozenset({"status", "reset"}),
+    "cancel": frozenset({"status", "reset"}),
+    "download": frozenset({"status", "reset", "truncate", "expire"}),
+    "upload": frozenset({"status", "reset"}),
+    "generation": frozenset({"failed"}),
+}
+
+_VIDEO_URL_FIELD = "video_url"  # the source clip of fal's extend-video endpoints
+
+
+@dataclass(frozen=True)
+class FalSubmission:
+    endpoint: str
+    payload: dict[str, Any]  # data URIs replaced by "sha256:<hex of the decoded bytes>"
+    request_id: str
+    content_key: str  # sha256 of endpoint + canonical JSON of `payload`
+    time: float  # wall clock
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    body: dict[str, Any]
+    error: str
+    error_type: str
+
+
+@dataclass
+class _StoredFile:
+    path: Path
+    content_type: str
+
+
+@dataclass
+class _RenderPlan:
+    clip: ClipJob
+    source_video: Path | None = None  # extend: the clip to continue (output = source + new part)
+
+
+class _Invalid(Exception):
+    """A request field the model would reject with a 422."""
+
+    def __init__(self, field: str, message: str, error_type: str = "value_error") -> None:
+        super().__init__(message)
+        self.detail = {"loc": ["body", field], "msg": message, "type": error_type}
+
+
+@dataclass
+class FalRequest:
+    request_id: str
+    endpoint: str
+    app: str  # owner/alias: what the status/result/cancel URLs carry
+    model: ModelSpec
+    kind: EndpointKind
+    submitted: float  # monotonic
+    queue_until: float
+    done_at: float
+    plan: _RenderPlan | None
+    seed: int
+    failure: _Failure | None = None
+    cancelled: bool = False
+    render: BackgroundRender = field(default_factory=BackgroundRender, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def video(self) -> Path | None:
+        return self.render.path
+
+    def state(self, now: float) -> str:
+        if self.cancelled:
+            return "COMPLETED"
+        if now < self.queue_until:
+            return "IN_QUEUE"
+        # Completed once its time is up and its outcome exists (a slow render keeps it in progress).
+        finished = self.failure is not None or self.render.done
+        return "COMPLETED" if now >= self.done_at and finished else "IN_PROGRESS"
+
+    def interval(self, now: float) -> tuple[float, float]:
+        return busy_interval(self.queue_until, self.done_at, self.render, self.failure is not None, now)
+
+
+class FalEmulator:
+    """fal's queue + REST + CDN on one loopback port. Use as a context manager (or call `stop()`)."""
+
+    def __init__(
+        self,
+        key: str = "fal-test-key",
+        queue_seconds: float = 0.05,
+        progress_seconds: float = 0.2,
+        catalogue: Catalogue | None = None,
+        *,
+        reject_invalid_at: Literal["submit", "result"] = "submit",
+    ) -> None:
+        self.key = key
+        self.queue_seconds = queue_seconds
+        self.progress_seconds = progress_seconds
+        self.reject_invalid_at = reject_invalid_at
+        self.catalogue = catalogue or build_catalogue()
+        self._endpoints = self._index_endpoints(self.catalogue)
+        self._faults = FaultBook(ROUTE_FAULTS)
+        self._lock = threading.Lock()
+        self._dir = Path(tempfile.mkdtemp(prefix="fal-emulator-"))
+        self._files: dict[str, _StoredFile] = {}  # CDN name -> file
+        self._expired: set[str] = set()
+        self._cdn_tokens: set[str] = set()
+        self._multipart: dict[str, dict[int, bytes]] = {}
+        self._pending_blobs: dict[str, str] = {}  # storage-fallback name -> content type
+        self._counter = itertools.count(1)
+        self.requests: dict[str, FalRequest] = {}
+        self.submissions: list[FalSubmission] = []
+        self.rejections: list[dict[str, Any]] = []  # submits answered 422 (endpoint, payload, detail)
+        self._server = LoopbackServer(self._handle)
+        self.url = f"http://127.0.0.1:{self._server.port}/"
+        self.rest_url = self.url.rstrip("/")  # for fal_client.client.REST_URL and CDN_URL
+
+    # ------------------------------------------------------------------ lifecycle and test API
+
+    def __enter__(self) -> FalEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._server.stop()
+        with self._lock:
+            renders = [r.render for r in self.requests.values()]
+        for render in renders:
+            render.join(timeout=60)  # never delete files under a running encoder
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def server_errors(self) -> list[str]:
+        """Tracebacks of emulator bugs (each answered with a 500); a test should expect none."""
+        return self._server.errors
+
+    @property
+    def fault_log(self) -> list[tuple[str, Fault]]:
+        return self._faults.log
+
+    def inject(self, route: str, fault: Fault, times: int = 1) -> None:
+        self._faults.inject(route, fault, times)
+
+    def random_faults(self, rate: float, kinds: list[tuple[str, Fault]], seed: int) -> None:
+        self._faults.random_faults(rate, kinds, seed)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def submission_counts(self) -> collections.Counter[str]:
+        with self._lock:
+            return collections.Counter(submission.content_key for submission in self.submissions)
+
+    def count_prompt(self, substring: str) -> int:
+        with self._lock:
+            return sum(substring in str(s.payload.get("prompt", "")) for s in self.submissions)
+
+    @property
+    def max_in_progress(self) -> int:
+        """The most requests IN_PROGRESS at one instant so far (from their time intervals)."""
+        now = time.monotonic()
+        with self._lock:
+            spans = [r.interval(now) for r in self.requests.values()]
+        return max_overlap(spans)
+
+    def add_file(self, data: bytes, content_type: str, name: str | None = None) -> str:
+        """Put a file on the emulated CDN directly; returns its URL (as an upload would)."""
+        return self._store(data, content_type, name)
+
+    # ------------------------------------------------------------------ routing
+
+    @staticmethod
+    def _index_endpoints(catalogue: Catalogue) -> dict[str, tuple[ModelSpec, EndpointKind]]:
+        index: dict[str, tuple[ModelSpec, EndpointKind]] = {}
+        for spec in catalogue.models.values():
+            if spec.provider != "fal":
+                continue
+            for kind in ENDPOINT_KINDS:
+                endpoint = getattr(spec.endpoints, kind)
+                if endpoint:
+                    index[endpoint] = (spec, kind)
+        return index
+
+    @staticmethod
+    def _route(request: Request) -> str:
+        segments = request.segments
+        if segments[:1] == ["files"]:
+            return "download" if request.method in ("GET", "HEAD") else "upload"
+        if segments[:1] == ["storage"]:
+            return "upload"
+        if len(segments) >= 4 and segments[2] == "requests":
+            if len(segments) == 5 and segments[4] == "status":
+                return "status"
+            return "cancel" if len(segments) == 5 and segments[4] == "cancel" else "result"
+        return "submit"
+
+    def _handle(self, request: Request) -> Response:
+        route = self._route(request)
+        fault = self._faults.take(route)
+        if fault is not None and fault.kind == "reset":
+            return Response(reset=True)
+        if fault is not None and fault.kind == "status":
+            return self._status_fault(fault)
+        if route == "download":
+            return self._download(request, fault)
+        if route == "upload":
+            return self._upload(request)
+        denied = self._check_key(request)
+        if denied is not None:
+            return denied
+        if route == "submit":
+            return self._submit(request, fault)
+        return self._request_route(route, request)
+
+    @staticmethod
+    def _status_fault(fault: Fault) -> Response:
+        # Gateway-level answers: no x-fal-request-id. A bare 502/503/504 looks like fal's nginx ingress
+        # page (which fal_client retries); any other code is a JSON error fal_client raises at once.
+        headers: dict[str, str] = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        if fault.error_type:
+            headers["X-Fal-Error-Type"] = fault.error_type
+        if fault.body is not None:
+            return json_response(fault.code, fault.body, headers)
+        if fault.code in (502, 503, 504) and fault.error_type is None:
+            page = f"<html><head><title>{fault.code}</title></head><body><center>nginx</center></body></html>"
+            return Response(fault.code, page.encode(), {"Content-Type": "text/html", **headers})
+        body: dict[str, Any] = {"detail": fault.code_name or f"Injected HTTP {fault.code}"}
+        if fault.error_type:
+            body["error_type"] = fault.error_type
+        return json_response(fault.code, body, headers)
+
+    def _check_key(self, request: Request) -> Response | None:
+        if request.header("Authorization") == f"Key {self.key}":
+            return None
+        if request.header("Authorization") is None:
+            return json_response(401, {"detail": "Authentication is required to access this application."})
+        return json_response(401, {"detail": "No user found for Key ID and Secret"})
+
+    # ------------------------------------------------------------------ queue: submit
+
+    def _submit(self, request: Request, fault: Fault | None) -> Response:
+        endpoint = "/".join(request.segments)
+        if request.method != "POST":
+            return json_response(405, {"detail": "Method Not Allowed"})
+        found = self._endpoints.get(endpoint)
+        if found is None or found[0].status == "retired":  # fal deleted the retired models' endpoints
+            return json_response(404, {"detail": f"Application '{endpoint}' not found"})
+        request_id = str(uuid.uuid4())
+        headers = {"x-fal-request-id": request_id}
+        try:
+            payload = request.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            detail = [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]
+            return json_response(422, {"detail": detail}, headers)
+        model, kind = found
+        try:
+            plan, seed = self._plan(model, kind, payload)
+            failure = None
+        except _Invalid as exc:
+            with self._lock:
+                self.rejections.append({"endpoint": endpoint, "payload": _redact(payload), "detail": [exc.detail]})
+            if self.reject_invalid_at == "submit":
+                return json_response(422, {"detail": [exc.detail]}, headers)
+            plan, seed = None, 0
+            failure = _Failure(422, {"detail": [exc.detail]}, exc.detail["msg"], "validation_error")
+        generation = self._faults.take("generation")
+        if generation is not None:
+            failure = _failure_from(generation)
+        stuck = fault.seconds if fault is not None and fault.kind == "stuck" else 0.0
+        entry = self._register(request_id, endpoint, model, kind, payload, plan, seed, failure, stuck)
+        return json_response(200, self._queue_receipt(entry), headers)
+
+    def _register(
+        self,
+        request_id: str,
+        endpoint: str,
+        model: ModelSpec,
+        kind: EndpointKind,
+        payload: dict[str, Any],
+        plan: _RenderPlan | None,
+        seed: int,
+        failure: _Failure | None,
+        stuck: float,
+    ) -> FalRequest:
+        now = time.monotonic()
+        owner, alias = endpoint.split("/")[:2]
+        entry = FalRequest(
+            request_id=request_id,
+            endpoint=endpoint,
+            app=f"{owner}/{alias}",
+            model=model,
+            kind=kind,
+            submitted=now,
+            queue_until=now + self.queue_seconds + stuck,
+            done_at=now + self.queue_seconds + stuck + self.progress_seconds,
+            plan=plan,
+            seed=seed,
+            failure=failure,
+        )
+        redacted = _redact(payload)
+        content_key = sha256_hex(endpoint + canonical_json(redacted))
+        with self._lock:
+            self.requests[request_id] = entry
+            self.submissions.append(FalSubmission(endpoint, redacted, request_id, content_key, time.time()))
+        return entry
+
+    def _queue_receipt(self, entry: FalRequest) -> dict[str, Any]:
+        # fal_client reads all four URLs; they carry owner/alias only, never the endpoint's sub-path.
+        base = f"{self.url}{entry.app}/requests/{entry.request_id}"
+        return {
+            "request_id": entry.request_id,
+            "response_url": base,
+            "status_url": f"{base}/status",
+            "cancel_url": f"{base}/cancel",
+            "queue_position": self._queue_position(entry),
+        }
+
+    def _queue_position(self, entry: FalRequest) -> int:
+        """How many earlier requests are still queued (0-indexed, like fal)."""
+        now = time.monotonic()
+        with self._lock:
+            queued = [r for r in self.requests.values() if r.state(now) == "IN_QUEUE"]
+        return sum(1 for r in queued if r.submitted < entry.submitted)
+
+    def _plan(self, model: ModelSpec, kind: EndpointKind, payload: dict[str, Any]) -> tuple[_RenderPlan, int]:
+        """Validate the arguments like the real model and decide what to render; raises _Invalid."""
+        prompt = payload.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise _Invalid("prompt", "field required" if prompt is None else "prompt must be a non-empty string")
+        seconds = self._duration(model, payload)
+        first, source = self._inputs(model, kind, payload)
+        label = self._resolution(model, payload)
+        if source is not None:
+            info = probe(source)
+            assert info.video is not None  # _inputs checked it
+            width, height, fps = info.video.width, info.video.height, round(info.video.fps) or model.fps
+            first = last_frame(source)
+        else:
+            width, height = model.size(self._aspect(model, kind, payload, first), label)
+            fps = model.fps
+        seed = payload.get(model.seed_field) if model.seed_field else None
+        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+        audio = bool(payload.get(model.audio_field, True)) if model.audio_field else False
+        clip = ClipJob(prompt, seconds, width, height, fps, seed, audio, first)
+        return _RenderPlan(clip, source), seed
+
+    @staticmethod
+    def _duration(model: ModelSpec, payload: dict[str, Any]) -> int:
+        spec = model.duration
+        if spec.field not in payload:
+            return spec.default
+        value = payload[spec.field]
+        allowed = ", ".join(repr(spec.to_wire(v)) for v in spec.values)
+        if spec.wire == "int":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _Invalid(spec.field, f"value is not a valid integer; expected one of {allowed}")
+            seconds = value
+        elif spec.wire == "string":
+            if not isinstance(value, str) or not value.isdigit():
+                raise _Invalid(spec.field, f"unexpected value; permitted: {allowed}")
+            seconds = int(value)
+        else:
+            if not isinstance(value, str) or not re.fullmatch(r"\d+s", value):
+                raise _Invalid(spec.field, f"unexpected value; permitted: {allowed}")
+            seconds = int(value[:-1])
+        if seconds not in spec.values:
+            raise _Invalid(spec.field, f"unexpected value; permitted: {allowed}")
+        return seconds
+
+    @staticmethod
+    def _resolution(model: ModelSpec, payload: dict[str, Any]) -> str:
+        if not model.resolution_field or model.resolution_field not in payload:
+            return model.default_resolution
+        value = payload[model.resolution_field]
+        for label, wire in model.resolutions.items():
+            if wire and wire == value:
+                return label
+        allowed = ", ".join(repr(wire) for wire in model.resolutions.values() if wire)
+        raise _Invalid(model.resolution_field, f"unexpected value; permitted: {allowed}")
+
+    @staticmethod
+    def _aspect(model: ModelSpec, kind: EndpointKind, payload: dict[str, Any], image: Any) -> str:
+        has_image = image is not None
+        # Models like Kling take the aspect from the image on image-to-video and ignore the field there.
+        uses_field = model.aspect_field is not None and (kind == "text_to_video" or model.aspect_on_image_to_video)
+        if uses_field and model.aspect_field in payload:
+            value = payload[model.aspect_field]
+            if value == "auto" and has_image:
+                return orientation(image)
+            if value not in model.aspects:
+                allowed = ", ".join(repr(a) for a in (*model.aspects, *(["auto"] if has_image else [])))
+                raise _Invalid(str(model.aspect_field), f"unexpected value; permitted: {allowed}")
+            return str(value)
+        return orientation(image) if has_image else model.aspects[0]
+
+    def _inputs(self, model: ModelSpec, kind: EndpointKind, payload: dict[str, Any]) -> tuple[Any, Path | None]:
+        """The first frame (RGB) and the source clip (extend) the request carries."""
+        if kind == "text_to_video":
+            return None, None
+        if kind == "extend":
+            data = self._media(payload, _VIDEO_URL_FIELD)
+            path = self._dir / f"source-{uuid.uuid4().hex}.mp4"
+            path.write_bytes(data)
+            try:
+                if probe(path).video is None:
+                    raise ValueError("no video stream")
+            except Exception as exc:
+                raise _Invalid(_VIDEO_URL_FIELD, f"the file is not a readable video: {exc}") from None
+            return None, path
+        fields = (
+            [model.first_frame_field, model.last_frame_field] if kind == "first_last_frame" else [model.image_field]
+        )
+        images = []
+        for name in fields:
+            assert name is not None  # the catalogue validates image_field for image-to-video
+            try:
+                images.append(decode_image(self._media(payload, name)))
+            except ValueError:
+                raise _Invalid(name, "the file is not a decodable image") from None
+        optional = model.last_frame_field if kind == "image_to_video" else None
+        if optional and payload.get(optional) is not None:
+            try:
+                decode_image(self._media(payload, optional))  # validated, not rendered: see the report
+            except ValueError:
+                raise _Invalid(optional, "the file is not a decodable image") from None
+        return images[0], None
+
+    def _media(self, payload: dict[str, Any], name: str) -> bytes:
+        value = payload.get(name)
+        if value is None:
+            raise _Invalid(name, "field required")
+        if not isinstance(value, str):
+            raise _Invalid(name, "value is not a valid URL")
+        try:
+            data = decode_data_uri(value)
+        except (ValueError, UnicodeEncodeError):
+            raise _Invalid(name, "invalid data URI") from None
+        if data is not None:
+            return data
+        stored = self._cdn_file(value)
+        if stored is None:
+            raise _Invalid(name, f"Failed to download the file from {value!r}", "file_download_error")
+        return stored.path.read_bytes()
+
+    def _cdn_file(self, url: str) -> _StoredFile | None:
+        prefix = f"{self.url}files/"
+        if not url.startswith(prefix):
+            return None
+        name = url[len(prefix) :].split("?")[0]
+        with self._lock:
+            return None if name in self._expired else self._files.get(name)
+
+    # ------------------------------------------------------------------ queue: status, result, cancel
+
+    def _request_route(self, route: str, request: Request) -> Response:
+        segments = request.segments
+        app, request_id = f"{segments[0]}/{segments[1]}", segments[3]
+        with self._lock:
+            entry = self.requests.get(request_id)
+        if entry is None or entry.app != app:
+            return json_response(404, {"detail": f"Request {request_id} not found"})
+        headers = {"x-fal-request-id": request_id}
+        if route == "status" and request.method == "GET":
+            return json_response(200, self._status_body(entry, request.query.get("logs", "0")), headers)
+        if route == "result" and request.method == "GET" and len(segments) == 4:
+            return self._result(entry, headers)
+        if route == "cancel" and request.method == "PUT":
+            return self._cancel(entry, headers)
+        return json_response(405, {"detail": "Method Not Allowed"}, headers)
+
+    def _advance(self, entry: FalRequest) -> str:
+        """The request's state now; its render starts in the background the first time it is in progress."""
+        with entry.lock:
+            if entry.state(time.monotonic()) != "IN_QUEUE" and entry.failure is None and entry.plan is not None:
+                plan, out = entry.plan, self._dir / f"{entry.request_id}.mp4"
+                entry.render.ensure(lambda: self._render(plan, out))
+            if entry.render.error is not None and entry.failure is None:
+                # A render bug looks like a runner crash to the client, and stays visible to the test.
+                message = f"render failed: {entry.render.error!r}"
+                self._server.errors.append(f"{entry.request_id}: {message}")
+                entry.failure = _Failure(
+                    500, {"detail": message, "error_type": "runner_disconnected"}, message, "runner_disconnected"
+                )
+            return entry.state(time.monotonic())
+
+    def _render(self, plan: _RenderPlan, out: Path) -> Path:
+        if plan.source_video is None:
+            return render_clip(plan.clip, out)
+        part = out.with_name(out.stem + "-part.mp4")
+        render_clip(plan.clip, part)
+        merge_videos([plan.source_video, part], out, [JoinPlan(dedupe_first_frame=True)])
+        return out
+
+    def _status_body(self, entry: FalRequest, logs_param: str) -> dict[str, Any]:
+        state = self._advance(entry)
+        with_logs = logs_param.lower() in ("1", "true")
+        body: dict[str, Any] = {"status": state, "request_id": entry.request_id}
+        body["response_url"] = f"{self.url}{entry.app}/requests/{entry.request_id}"
+        if state == "IN_QUEUE":
+            body["queue_position"] = self._queue_position(entry)
+            return body
+        stamp = datetime.now(UTC).isoformat()
+        lines = [{"message": f"Generating {entry.endpoint}", "level": "INFO", "source": "user", "timestamp": stamp}]
+        body["logs"] = lines if with_logs else None
+        if state == "COMPLETED":
+            body["metrics"] = {"inference_time": round(max(0.0, entry.done_at - entry.queue_until), 3)}
+            if entry.failure is not None:
+                body["error"], body["error_type"] = entry.failure.error, entry.failure.error_type
+        return body
+
+    def _result(self, entry: FalRequest, headers: dict[str, str]) -> Response:
+        if self._advance(entry) != "COMPLETED":
+            return json_response(400, {"detail": "Request is still in progress"}, headers)
+        if entry.failure is not None:
+            failure_headers = dict(headers)
+            if entry.failure.status != 422:
+                failure_headers["X-Fal-Error-Type"] = entry.failure.error_type
+            return json_response(entry.failure.status, entry.failure.body, failure_headers)
+        assert entry.video is not None
+        # Each fetch mints a fresh URL for the same bytes, like signed CDN links.
+        name = f"{uuid.uuid4().hex}.mp4"
+        with self._lock:
+            self._files[name] = _StoredFile(entry.video, "video/mp4")
+        video = {
+            "url": f"{self.url}files/{name}",
+            "content_type": "video/mp4",
+            "file_name": f"{entry.request_id}.mp4",
+            "file_size": entry.video.stat().st_size,
+        }
+        return json_response(200, {"video": video, "seed": entry.seed}, headers)
+
+    def _cancel(self, entry: FalRequest, headers: dict[str, str]) -> Response:
+        with entry.lock:
+            if entry.state(time.monotonic()) == "COMPLETED":
+                return json_response(400, {"status": "ALREADY_COMPLETED"}, headers)
+            entry.cancelled = True
+            entry.done_at = min(entry.done_at, time.monotonic())
+            entry.failure = _Failure(
+                400, {"detail": "Request was cancelled"}, "Request was cancelled", "request_cancelled"
+            )
+        return json_response(202, {"status": "CANCELLATION_REQUESTED"}, headers)
+
+    # ------------------------------------------------------------------ CDN download and uploads
+
+    def _download(self, request: Request, fault: Fault | None) -> Response:
+        name = "/".join(request.segments[1:])
+        with self._lock:
+            expired = name in self._expired
+            stored = None if expired else self._files.get(name)
+            if stored is not None and fault is not None and fault.kind == "expire":
+                self._expired.add(name)
+                stored = None
+        if stored is None:
+            return Response(404, b"Not Found", {"Content-Type": "text/plain"})
+        data = stored.path.read_bytes()
+        if fault is not None and fault.kind == "truncate":
+            data = data[: int(len(data) * fault.fraction)]
+        return Response(200, data, {"Content-Type": stored.content_type, "Cache-Control": "max-age=604800"})
+
+    def _store(self, data: bytes, content_type: str, name: str | None = None) -> str:
+        name = f"{uuid.uuid4().hex[:12]}_{_safe_name(name)}" if name else _generated_name(content_type)
+        path = self._dir / f"upload-{next(self._counter)}-{Path(name).name}"
+        path.write_bytes(data)
+        with self._lock:
+            self._files[name] = _StoredFile(path, content_type)
+        return f"{self.url}files/{name}"
+
+    def _upload(self, request: Request) -> Response:
+        segments, method = request.segments, request.method
+        if segments == ["storage", "auth", "token"] and method == "POST":
+            return self._check_key(request) or self._issue_cdn_token()
+        if segments == ["storage", "upload", "initiate"] and method == "POST":
+            return self._check_key(request) or self._initiate_storage_upload(request)
+        if segments[:2] == ["storage", "blob"] and method == "PUT":
+            return self._finish_storage_upload("/".join(segments[2:]), request.body)
+        denied = self._check_cdn_token(request)
+        if denied is not None:
+            return denied
+        content_type = request.header("Content-Type") or "application/octet-stream"
+        if segments == ["files", "upload"] and method == "POST":
+            return json_response(
+                200, {"access_url": self._store(request.body, content_type, request.header("X-Fal-File-Name"))}
+            )
+        if segments == ["files", "upload", "multipart"] and method == "POST":
+            name = f"{uuid.uuid4().hex[:12]}_{_safe_name(request.header('X-Fal-File-Name') or 'upload.bin')}"
+            upload_id = uuid.uuid4().hex
+            with self._lock:
+                self._multipart[upload_id] = {}
+                self._pending_blobs[upload_id] = content_type
+            return json_response(200, {"access_url": f"{self.url}files/{name}", "uploadId": upload_id})
+        if len(segments) >= 4 and segments[-3] == "multipart" and method == "PUT":
+            return self._upload_part(segments[-2], segments[-1], request.body)
+        if len(segments) >= 4 and segments[-3] == "multipart" and segments[-1] == "complete" and method == "POST":
+            return self._complete_multipart("/".join(segments[1:-3]), segments[-2], request)
+        return json_response(404, {"detail": "Not Found"})
+
+    def _issue_cdn_token(self) -> Response:
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._cdn_tokens.add(token)
+        expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        # base_url has no trailing slash: fal_client appends "/files/upload/multipart" to it.
+        return json_response(
+            200, {"token": token, "token_type": "Bearer", "base_url": self.rest_url, "expires_at": expires}
+        )
+
+    def _check_cdn_token(self, request: Request) -> Response | None:
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        with self._lock:
+            valid = scheme == "Bearer" and token in self._cdn_tokens
+        return None if valid else json_response(401, {"detail": "Invalid or missing CDN token"})
+
+    def _initiate_storage_upload(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            body = {}
+        file_name = body.get("file_name", "upload.bin") if isinstance(body, dict) else "upload.bin"
+        content_type = body.get("content_type", "application/octet-stream") if isinstance(body, dict) else ""
+        name = f"{uuid.uuid4().hex[:12]}_{_safe_name(file_name)}"
+        with self._lock:
+            self._pending_blobs[name] = content_type or "application/octet-stream"
+        return json_response(
+            200, {"upload_url": f"{self.url}storage/blob/{name}", "file_url": f"{self.url}files/{name}"}
+        )
+
+    def _finish_storage_upload(self, name: str, data: bytes) -> Response:
+        with self._lock:
+            content_type = self._pending_blobs.pop(name, None)
+        if content_type is None:
+            return Response(403, b"<Error><Code>AccessDenied</Code></Error>", {"Content-Type": "application/xml"})
+        path = self._dir / f"upload-{next(self._counter)}-{Path(name).name}"
+        path.write_bytes(data)
+        with self._lock:
+            self._files[name] = _StoredFile(path, content_type)
+        return Response(200, b"", {})
+
+    def _upload_part(self, upload_id: str, number: str, data: bytes) -> Response:
+        with self._lock:
+            parts = self._multipart.get(upload_id)
+            if parts is None or not number.isdigit():
+                return json_response(404, {"detail": "Unknown upload"})
+            parts[int(number)] = data
+        return Response(200, b"", {"ETag": f'"{sha256_hex(data)[:32]}"'})
+
+    def _complete_multipart(self, name: str, upload_id: str, request: Request) -> Response:
+        try:
+            listed = [int(part["partNumber"]) for part in request.json()["parts"]]
+        except (ValueError, KeyError, TypeError):
+            return json_response(400, {"detail": "invalid parts list"})
+        with self._lock:
+            parts = self._multipart.pop(upload_id, None)
+            content_type = self._pending_blobs.pop(upload_id, "application/octet-stream")
+        if parts is None or sorted(listed) != sorted(parts):
+            return json_response(400, {"detail": "parts do not match the upload"})
+        path = self._dir / f"upload-{next(self._counter)}-{Path(name).name}"
+        path.write_bytes(b"".join(parts[n] for n in sorted(parts)))
+        with self._lock:
+            self._files[name] = _StoredFile(path, content_type)
+        return json_response(200, {"access_url": f"{self.url}files/{name}"})
+
+
+def _failure_from(fault: Fault) -> _Failure:
+    error_type = fault.error_type or "internal_error"
+    if fault.code == 422:
+        detail = [{"loc": ["body", "prompt"], "msg": fault.message, "type": error_type}]
+        return _Failure(422, {"detail": detail}, fault.message, error_type)
+    return _Failure(fault.code, {"detail": fault.message, "error_type": error_type}, fault.message, error_type)
+
+
+def _redact(value: Any) -> Any:
+    """The payload with each data URI replaced by the sha256 of its decoded bytes (for bookkeeping)."""
+    if isinstance(value, dict):
+        return {key: _redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    if isinstance(value, str) and value.startswith("data:"):
+        try:
+            data = decode_data_uri(value)
+        except (ValueError, UnicodeEncodeError):
+            data = None
+        return f"sha256:{sha256_hex(data if data is not None else value)}"
+    return value
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)
+    return cleaned or "upload.bin"
+
+
+def _generated_name(content_type: str) -> str:
+    extensions = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "video/mp4": ".mp4"}
+    return f"{uuid.uuid4().hex}{extensions.get(content_type.split(';')[0].strip(), '.bin')}"
