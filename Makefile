@@ -29,7 +29,7 @@ lint: $(STAMP)
 
 ## Media benchmark: merge, frame extraction, preview render (prints a table of ratios).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/media_bench.py
+	$(BIN)/python -m benchmarks.media_bench
 
 ## Prefect UI on http://127.0.0.1:4200 (keep the default port: the UI calls the API there).
 ui: $(STAMP)

@@ -73,8 +73,13 @@ def test_purge_removes_only_expired_finished_jobs(backend: str, request: pytest.
 
     dry = purge_outputs(storage, older_than_days=1, dry_run=True)
     verdicts = {job.job_id: job.verdict for job in dry.jobs}
-    assert verdicts == {old_done: "delete", old_failed: "delete", old_running: "keep: running",
-                        recent: "keep: recent", "not-a-job": "keep: not a job"}
+    assert verdicts == {
+        old_done: "delete",
+        old_failed: "delete",
+        old_running: "keep: running",
+        recent: "keep: recent",
+        "not-a-job": "keep: not a job",
+    }
     assert dry.deleted == []
     assert all(JobStore(storage, job_id).exists("plan.json") for job_id in (old_done, old_failed))
 

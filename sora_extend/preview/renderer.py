@@ -28,6 +28,7 @@ ZOOM_PER_SECOND = 0.01
 PAN_PER_SECOND = 0.004  # fraction of the width
 DRIFT_PER_SECOND = 0.004  # relative gain change per channel
 CAPTION_FADE_S = 0.3
+CAPTION_CLEAR_S = 0.5  # caption gone this long before the end: the hand-off guard's window sees clean frames
 
 
 class PreviewSpec(BaseModel):
@@ -54,7 +55,10 @@ def _camera(base: np.ndarray, t: float, direction: float) -> np.ndarray:
 
 def _caption_opacity(t: float, seconds: float) -> float:
     fade = min(CAPTION_FADE_S, seconds / 4)
-    return float(np.clip(min(t / fade, (seconds - t) / fade) - 0.5, 0.0, 1.0)) if fade > 0 else 0.0
+    clear = min(CAPTION_CLEAR_S, seconds / 4)
+    if fade <= 0:
+        return 0.0
+    return float(np.clip(min(t / fade, (seconds - clear - t) / fade) - 0.5, 0.0, 1.0))
 
 
 def render_preview(spec: PreviewSpec, first_frame: np.ndarray | None, out: Path) -> Path:
