@@ -105,3 +105,46 @@ def api_url(prefect_harness: None) -> str:
     from prefect.settings import PREFECT_API_URL
 
     return str(PREFECT_API_URL.value())
+
+
+TINY_CATALOGUE = Path(__file__).parent / "catalogue_tiny.toml"
+
+
+@pytest.fixture
+def fal_emulator(monkeypatch: pytest.MonkeyPatch, storage_url: str) -> Iterator[object]:
+    """The fal emulator on loopback, with settings pointing the real fal_client at it."""
+    import fal_client.client as wire
+
+    from sora_extend.catalogue import build_catalogue
+    from tests.emulators import FalEmulator
+
+    for name in ("QUEUE_URL_FORMAT", "REST_URL", "CDN_URL"):  # restored after the test
+        monkeypatch.setattr(wire, name, getattr(wire, name))
+    with FalEmulator(catalogue=build_catalogue(TINY_CATALOGUE), queue_seconds=0.05, progress_seconds=0.2) as fal:
+        monkeypatch.setenv("SORA_EXTEND_CATALOGUE_FILE", str(TINY_CATALOGUE))
+        monkeypatch.setenv("FAL_KEY", fal.key)
+        monkeypatch.setenv("SORA_EXTEND_FAL_QUEUE_URL", fal.url)
+        monkeypatch.setenv("SORA_EXTEND_FAL_REST_URL", fal.rest_url)
+        monkeypatch.setenv("SORA_EXTEND_FAL_CDN_URL", fal.rest_url)
+        monkeypatch.setenv("SORA_EXTEND_POLL_INTERVAL_S", "0.05")
+        monkeypatch.setenv("SORA_EXTEND_RETRY_DELAY_S", "0")
+        reload_settings()
+        yield fal
+        assert fal.server_errors == []
+    reload_settings()
+
+
+@pytest.fixture
+def openai_emulator(monkeypatch: pytest.MonkeyPatch, storage_url: str) -> Iterator[object]:
+    """The OpenAI-compatible emulator (videos + planner) on loopback, with settings pointing at it."""
+    from tests.emulators import OpenAIEmulator
+
+    with OpenAIEmulator(fps=12, progress_seconds=0.2) as api:
+        monkeypatch.setenv("OPENAI_API_KEY", api.key)
+        monkeypatch.setenv("SORA_EXTEND_OPENAI_BASE_URL", api.base_url)
+        monkeypatch.setenv("SORA_EXTEND_POLL_INTERVAL_S", "0.05")
+        monkeypatch.setenv("SORA_EXTEND_RETRY_DELAY_S", "0")
+        reload_settings()
+        yield api
+        assert api.server_errors == []
+    reload_settings()

@@ -12,11 +12,13 @@ from sora_extend.media.encode import Mp4Writer
 from sora_extend.media.frames import iter_frames
 
 
-def drop_head(source: Path, output: Path, start: float, fps: int) -> Path:
-    """Keep the frames shown at or after `start` seconds, and the audio from the same instant."""
+def drop_head(source: Path, output: Path, start: float) -> Path:
+    """Keep the frames shown at or after `start` seconds, and the audio from the same instant,
+    at the source's own size and frame rate."""
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         width, height = stream.codec_context.width, stream.codec_context.height
+        fps = round(float(stream.average_rate or stream.guessed_rate or 24))
         has_audio = bool(container.streams.audio)
     half_frame = 0.5 / fps
     kept = 0

@@ -189,7 +189,7 @@ class OpenAIVideosProvider(VideoProvider):
             raise MediaError(f"the video download failed: {type(exc).__name__}") from exc
         if request.extend_request_id:
             # An extension comes back stitched (source + new part); keep only the new part.
-            drop_head(raw, dest, start=self._source_seconds(request), fps=request.fps)
+            drop_head(raw, dest, start=self._source_seconds(request))
             raw.unlink(missing_ok=True)
         else:
             raw.replace(dest)
