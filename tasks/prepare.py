@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from sora_extend.pipeline.budget import check_estimate, estimate
+from sora_extend.pipeline.budget import check_estimate, estimate, segments_to_render
 from sora_extend.pipeline.job import Job, JobRef, job_ref
+from sora_extend.pipeline.segment import segment_rel
 from sora_extend.request import ExtendRequest
 from tasks.secrets import settings_with_keys
 
@@ -18,18 +19,11 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, dict[int, int]]:
     settings = settings_with_keys(request)
     ref = job_ref(request, settings)
     job = Job(ref, settings)
-    done = {
-        record_index
-        for record_index in range(1, request.segments + 1)
-        if job.store.exists(f"segments/{record_index:02d}.mp4")
-    }
-    still_to_render = request.segments - len(done - set(request.rerender))
-    check_estimate(request, already_spent=job.ledger.spent_usd(), still_to_render=still_to_render)
+    done = {index for index in range(1, request.segments + 1) if job.store.exists(segment_rel(index))}
+    check_estimate(request, already_spent=job.ledger.spent_usd(), still_to_render=segments_to_render(request, done))
     ref = job.start()
     takes = job.apply_rerender(request.rerender, token=str(flow_run.get_id() or "cli"))
     quote = estimate(request)
-    from prefect import get_run_logger
-
     get_run_logger().info(
         "job %s at %s: %d x %d s on %s/%s, estimate $%.2f, %d segment(s) already stored",
         ref.job_id,

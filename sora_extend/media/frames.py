@@ -74,7 +74,10 @@ def last_frames(path: Path, count: int = 1) -> list[DecodedFrame]:
                 frames = []
         if len(frames) < count:
             container.seek(0)
-            frames = _decode_tail(container, count, None)
+            try:
+                frames = _decode_tail(container, count, None)
+            except av.error.FFmpegError as exc:
+                raise MediaError(f"{Path(path).name} is damaged: decoding failed ({exc})") from exc
     if not frames:
         raise MediaError(f"{Path(path).name}: no video frame could be decoded")
     return frames

@@ -75,3 +75,12 @@ def check_submission(request: ExtendRequest, spent: float, cost: float, segment:
             f"spent, passing the budget of ${request.budget_usd:.2f}. Nothing was submitted; finished "
             "segments are kept and the run resumes where it stopped once the budget allows."
         )
+
+
+def segments_to_render(request: ExtendRequest, stored: set[int]) -> int:
+    """How many segments this run will pay for: the missing ones, plus every segment from the first
+    re-rendered one on (a new take changes every later hand-off frame, so they are rendered again too)."""
+    pending = {index for index in range(1, request.segments + 1) if index not in stored}
+    if request.rerender:
+        pending |= set(range(min(request.rerender), request.segments + 1))
+    return len(pending)

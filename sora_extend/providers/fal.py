@@ -30,6 +30,7 @@ from sora_extend.settings import Settings
 
 DATA_URI_LIMIT = 10 * 1024 * 1024  # fal decodes data URIs up to about 10 MiB; larger frames are uploaded
 TRANSIENT_STATUS = {408, 409, 429}
+MAX_POLL_ERRORS = 5  # consecutive failed status polls tolerated in place before the attempt fails
 
 
 def configure_endpoints(settings: Settings) -> None:
@@ -159,18 +160,18 @@ class FalProvider(VideoProvider):
         handle = self._handle(submission)
         deadline = time.monotonic() + timeout_s
         last = ""
+        poll_errors = 0
         while True:
             try:
                 status = handle.status(with_logs=False)
-            except fal_client.FalClientHTTPError as exc:
-                raise classify(exc, model=self.spec.id, request_id=submission.request_id) from None
-            except httpx.HTTPError as exc:
-                raise TransientProviderError(
-                    f"polling failed: {type(exc).__name__}",
-                    provider=self.name,
-                    model=self.spec.id,
-                    request_id=submission.request_id,
-                ) from None
+                poll_errors = 0
+            except (fal_client.FalClientHTTPError, httpx.HTTPError) as exc:
+                error = self._poll_error(exc, submission)
+                poll_errors += 1
+                if isinstance(error, TerminalProviderError) or poll_errors > MAX_POLL_ERRORS:
+                    raise error from None
+                time.sleep(self.settings.poll_interval_s * 2**poll_errors)
+                continue
             state = type(status).__name__.upper()
             if state != last:
                 detail = f"position {status.position}" if isinstance(status, fal_client.Queued) else ""
@@ -187,11 +188,27 @@ class FalProvider(VideoProvider):
                 )
             time.sleep(self.settings.poll_interval_s)
 
+    def _poll_error(self, exc: Exception, submission: Submission) -> ProviderError:
+        """A failed status poll says nothing about the request itself: never a failed request."""
+        if isinstance(exc, fal_client.FalClientHTTPError):
+            return classify(exc, model=self.spec.id, request_id=submission.request_id)
+        return TransientProviderError(
+            f"polling failed: {type(exc).__name__}",
+            provider=self.name,
+            model=self.spec.id,
+            request_id=submission.request_id,
+        )
+
     def _result(self, submission: Submission, failed: bool = False, error: str = "") -> Outcome:
+        """Fetch the result of a COMPLETED request. `failed`: fal reported COMPLETED with an error, so the
+        result fetch answers with that error, and only then does an error mean the request itself failed."""
         try:
             result = self._handle(submission).get()
         except fal_client.FalClientHTTPError as exc:
-            raise classify(exc, model=self.spec.id, request_id=submission.request_id, failed=True) from None
+            from_status_poll = exc.response.request.url.path.endswith("/status")
+            raise classify(
+                exc, model=self.spec.id, request_id=submission.request_id, failed=failed and not from_status_poll
+            ) from None
         except httpx.HTTPError as exc:
             raise TransientProviderError(
                 f"fetching the result failed: {type(exc).__name__}",
