@@ -144,37 +144,43 @@ class ExtendRequest(BaseModel):
         "crossfade (starts from it and blends), cut (a new shot), or auto (the planner decides per join).",
         json_schema_extra=_ui(12),
     )
+    transitions: list[Literal["continuous", "crossfade", "cut"]] | None = Field(
+        None,
+        title="Transitions per join",
+        description="Optional: one entry per join (segments - 1), overriding `transition` join by join.",
+        json_schema_extra=_ui(13),
+    )
     crossfade_seconds: float = Field(
         0.5,
         gt=0,
         le=2.0,
         title="Crossfade length",
         description="Seconds, for crossfade joins.",
-        json_schema_extra=_ui(13),
+        json_schema_extra=_ui(14),
     )
     colour_anchor: bool = Field(
         True,
         title="Colour re-anchoring",
         description="Match each hand-off frame's colours to segment 1 so drift cannot compound hop by hop.",
-        json_schema_extra=_ui(14),
+        json_schema_extra=_ui(15),
     )
     budget_usd: float | None = Field(
         None,
         title="Budget (USD)",
         description="Refuse to start, or stop before a submission, if spending would pass this.",
-        json_schema_extra=_ui(15),
+        json_schema_extra=_ui(16),
     )
     storage: str | None = Field(
         None,
         title="Storage URL",
         description="Where job folders go: file:///path or s3://bucket/prefix. Empty = SORA_EXTEND_STORAGE.",
-        json_schema_extra=_ui(16),
+        json_schema_extra=_ui(17),
     )
     rerender: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=list,
         title="Re-render segments",
         description="1-based segment numbers to render again; later segments follow from the new frames.",
-        json_schema_extra=_ui(17),
+        json_schema_extra=_ui(18),
     )
 
     @field_validator("prompt")
@@ -216,6 +222,12 @@ class ExtendRequest(BaseModel):
             self.resolution = spec.default_resolution  # type: ignore[assignment]
         elif self.resolution not in spec.resolutions:
             raise InputError("resolution", f"{self.resolution} is not allowed for {spec.id}", spec.resolutions)
+        if self.transitions is not None and len(self.transitions) != self.segments - 1:
+            raise InputError(
+                "transitions",
+                f"has {len(self.transitions)} entries for {self.segments - 1} joins",
+                f"{self.segments - 1} of continuous, crossfade, cut",
+            )
         out_of_range = [index for index in self.rerender if index > self.segments]
         if out_of_range:
             raise InputError("rerender", f"segment(s) {out_of_range} do not exist", f"1-{self.segments}")
@@ -231,6 +243,16 @@ class ExtendRequest(BaseModel):
     @property
     def size(self) -> tuple[int, int]:
         return self.spec.size(self.aspect, self.resolution or self.spec.default_resolution)
+
+    def transition_into(self, index: int, planned: str = "continuous") -> Literal["continuous", "crossfade", "cut"]:
+        """How shot `index` joins the previous one: the user's per-join choice, else the user's default,
+        else (transition "auto") what the planner proposed."""
+        if index <= 1:
+            return "continuous"
+        if self.transitions is not None:
+            return self.transitions[index - 2]
+        choice = planned if self.transition == "auto" else self.transition
+        return choice if choice in ("crossfade", "cut") else "continuous"  # type: ignore[return-value]
 
     @property
     def total_seconds(self) -> int:

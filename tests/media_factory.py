@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import imageio_ffmpeg
 import numpy as np
 
@@ -66,17 +67,23 @@ def write_clip(
     first: np.ndarray | None = None,
     start_index: int = 0,
     gop_seconds: float = 1.0,
+    spoil_last: int = 0,
+    spoil: str = "black",
 ) -> Path:
-    """An indexed clip; `first` replaces frame 0 (a hand-off frame); a flash and beep at `flash_frame`."""
+    """An indexed clip; `first` replaces frame 0 (a hand-off frame); a flash and beep at `flash_frame`;
+    the last `spoil_last` frames faded to black or motion-blurred (what the hand-off guard must skip)."""
     has_audio = audio_seconds != 0
     with Mp4Writer(
         path, width=width, height=height, fps=fps, audio=has_audio, crf=16, gop_seconds=gop_seconds
     ) as writer:
         for i in range(frames):
             if i == 0 and first is not None:
-                writer.write_frame(first)
+                frame = first
             else:
-                writer.write_frame(indexed_frame(start_index + i, width, height, flash=i == flash_frame))
+                frame = indexed_frame(start_index + i, width, height, flash=i == flash_frame)
+            if i >= frames - spoil_last:
+                frame = (frame * 0.02).astype(np.uint8) if spoil == "black" else cv2.GaussianBlur(frame, (41, 41), 12)
+            writer.write_frame(frame)
         if has_audio:
             seconds = audio_seconds if audio_seconds is not None else frames / fps
             writer.write_audio(beep(seconds, flash_frame / fps if flash_frame is not None else None))

@@ -48,3 +48,12 @@ def test_english_prompt_language_switches_the_scaffolding() -> None:
 def test_language_detection() -> None:
     assert detect_language(KOREAN) == "ko"
     assert detect_language("a cat") == "en"
+
+
+def test_transitions_per_join_override_the_default() -> None:
+    request = ExtendRequest(
+        prompt="A harbour", segments=4, transition="cut", transitions=["continuous", "crossfade", "cut"]
+    )
+    plan = get_planner("template").plan(request)
+    assert [shot.transition_in for shot in plan.shots] == ["continuous", "continuous", "crossfade", "cut"]
+    assert [shot.continues_previous for shot in plan.shots] == [False, True, True, False]

@@ -81,7 +81,7 @@ def test_forty_segments_and_more_are_allowed() -> None:
         ({"prompt": "x", "planner": "gpt"}, "planner: Input should be 'template' or 'openai'"),
         (
             {"prompt": "x", "transition": "wipe"},
-            "transition: Input should be 'continuous', 'crossfade' or 'cut'",
+            "transition: Input should be 'continuous', 'crossfade', 'cut' or 'auto'",
         ),
         ({"prompt": "x", "budget_usd": -1}, "budget_usd: -1.0 is negative"),
         ({"prompt": "x", "storage": "s3://"}, "storage: 's3://' names no bucket"),
@@ -101,6 +101,8 @@ def test_forty_segments_and_more_are_allowed() -> None:
             "crossfade_seconds: Input should be less than or equal to 2",
         ),
         ({"prompt": "x", "colour": "blue"}, "colour: Extra inputs are not permitted"),
+        ({"prompt": "x", "segments": 3, "transitions": ["cut"]}, "transitions: has 1 entries for 2 joins"),
+        ({"prompt": "x", "segments": 2, "transitions": ["wipe"]}, "transitions.0: Input should be 'continuous'"),
     ],
 )
 def test_bad_input_is_refused_with_the_field_and_allowed_values(fields: dict[str, object], expected: str) -> None:

@@ -170,7 +170,7 @@ class OpenAIPlanner:
                 action=planned.action,
                 camera=planned.camera,
                 seconds=request.seconds or 0,
-                transition_in=planned.transition if request.transition == "auto" else request.transition,
+                transition_in=request.transition_into(index, planned.transition),
                 language=language,
             )
             for index, planned in enumerate(answer.shots, start=1)

@@ -98,7 +98,7 @@ class TemplatePlanner:
                 action=_beat(index, total, language),
                 camera=_CAMERA[language][(index - 1) % len(_CAMERA[language])],
                 seconds=request.seconds or 0,
-                transition_in="continuous" if request.transition == "auto" else request.transition,
+                transition_in=request.transition_into(index),
                 language=language,
             )
             for index in range(1, total + 1)

@@ -1,0 +1,110 @@
+"""Continuity at the joins: the hand-off guard, colour re-anchoring, the seam report, the contact
+sheet, and transitions per join, on real MP4s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sora_extend.media.contact_sheet import contact_sheet
+from sora_extend.media.frames import last_frames
+from sora_extend.media.images import decode_png, lab_stats, mean_luma
+from sora_extend.media.merge import JoinPlan, merge_videos
+from sora_extend.pipeline.assemble import merge_job
+from sora_extend.pipeline.handoff import choose_frame, extract_handoff
+from sora_extend.pipeline.job import Job, job_ref
+from sora_extend.pipeline.planning import plan_job
+from sora_extend.pipeline.review import seam_report, write_contact_sheet
+from sora_extend.pipeline.segment import render_segment
+from sora_extend.planners import get_planner
+from sora_extend.providers.preview import PreviewProvider
+from sora_extend.request import ExtendRequest
+from sora_extend.settings import get_settings
+from tests.media_factory import decode_all, read_index, write_clip
+
+
+@pytest.mark.parametrize("spoil", ["black", "blur"])
+def test_guard_skips_black_or_blurred_last_frames(tmp_path: Path, spoil: str) -> None:
+    clip = write_clip(tmp_path / "spoiled.mp4", 48, spoil_last=3, spoil=spoil)
+    chosen, scores = choose_frame(last_frames(clip, 6))
+    assert chosen.from_end == 3 and read_index(chosen.rgb) == 44
+    assert len(scores) == 6
+    plain = write_clip(tmp_path / "plain.mp4", 48)
+    assert choose_frame(last_frames(plain, 6))[0].from_end == 0
+
+
+def test_trimmed_tail_never_reaches_the_output(tmp_path: Path) -> None:
+    first = write_clip(tmp_path / "a.mp4", 48, spoil_last=3)
+    second = write_clip(tmp_path / "b.mp4", 48, start_index=500)
+    result = merge_videos([first, second], tmp_path / "out.mp4", [JoinPlan(trim_tail_frames=3)])
+    assert "trimmed" in result.reason
+    frames = decode_all(tmp_path / "out.mp4")
+    assert len(frames) == 45 + 48
+    assert min(mean_luma(rgb) for _, rgb in frames) > 16  # no black frame before the join
+
+
+def _chain(storage: str, prompt: str, segments: int, **fields: object) -> tuple[Job, list, dict]:
+    request = ExtendRequest(prompt=prompt, segments=segments, seconds=2, resolution="360p", storage=storage, **fields)  # type: ignore[arg-type]
+    job = Job(job_ref(request))
+    plan = plan_job(job, get_planner("template"))
+    provider = PreviewProvider(job.spec, get_settings())
+    segments_done, handoffs, anchor = [], {}, None
+    for shot in plan.shots:
+        seed = handoffs.get(shot.index - 1) if shot.continues_previous else None
+        previous = segments_done[-1] if segments_done else None
+        segments_done.append(render_segment(job, shot, seed, provider, previous=previous))
+        if shot.index < len(plan.shots):
+            handoffs[shot.index] = extract_handoff(job, segments_done[-1], request.size, anchor)
+            anchor = anchor or handoffs[shot.index]
+    return job, segments_done, handoffs
+
+
+def _mean_lab(job: Job, record) -> np.ndarray:  # type: ignore[no-untyped-def]
+    frames = last_frames(job.cache.fetch(job.store, record.path, record.sha256), 1)
+    return lab_stats(frames[-1].rgb)[0]
+
+
+def test_colour_reanchoring_bounds_drift_over_hops(storage_url: str) -> None:
+    drift = {}
+    for anchor in (True, False):
+        job, segments, handoffs = _chain(storage_url, "A lantern-lit alley at night", 8, colour_anchor=anchor)
+        drift[anchor] = float(np.linalg.norm(_mean_lab(job, segments[-1]) - _mean_lab(job, segments[0])))
+        assert all(h.colour_anchored == (anchor and h.segment > 1) for h in handoffs.values())
+    print(f"8-hop drift: on {drift[True]:.2f}, off {drift[False]:.2f}")
+    assert drift[True] <= 1.5 and drift[False] > 2 * drift[True]
+
+
+def test_seam_report_and_contact_sheet(storage_url: str) -> None:
+    job, segments, handoffs = _chain(storage_url, "A cyclist crosses a bridge", 3, transitions=["continuous", "cut"])
+    plan = plan_job(job, get_planner("template"))
+    final = merge_job(job, plan, segments, handoffs)
+    # continuous: the repeated frame shares one frame period; a cut starts exactly after 2 x 2 s
+    assert final.joins_at == pytest.approx([2.0 - 1 / 48, 4.0], abs=1e-3)
+    seams = seam_report(job, plan, segments, handoffs, final)
+    assert [seam.transition for seam in seams] == ["continuous", "cut"]
+    continuous, cut = seams
+    assert continuous.handoff_psnr is not None and continuous.handoff_psnr >= 35 and continuous.handoff_ssim > 0.9
+    assert cut.handoff_psnr is None  # a cut is a new shot: nothing was seeded
+    assert cut.colour_delta > continuous.colour_delta and cut.motion_jump > continuous.motion_jump
+    assert job.store.read_json("seams.json")[0]["boundary"] == 1
+
+    link = write_contact_sheet(job, segments)
+    sheet = decode_png(job.store.read_bytes("contact_sheet.png"))
+    assert Path(link).exists()
+    assert sheet.shape[1] == 3 * (2 * 256 + 6) and sheet.shape[0] > 144
+
+
+def test_contact_sheet_layout() -> None:
+    frame = np.full((90, 160, 3), 200, dtype=np.uint8)
+    sheet = contact_sheet([(frame, frame)] * 9, thumb_width=100, per_row=4)
+    assert sheet.shape == (3 * (56 + 22 + 6), 4 * (200 + 6), 3)
+
+
+def test_crossfade_joins_overlap(storage_url: str) -> None:
+    job, segments, handoffs = _chain(storage_url, "A slow dissolve", 3, transition="crossfade", crossfade_seconds=0.5)
+    plan = plan_job(job, get_planner("template"))
+    final = merge_job(job, plan, segments, handoffs)
+    assert final.duration == pytest.approx(3 * 2 + 2 / 24 - 2 * 0.5, abs=0.05)
+    assert final.method.startswith("re-encode") and [j.crossfade_s for j in final.joins] == [0.5, 0.5]
