@@ -54,11 +54,15 @@ def _decode_tail(container: av.container.InputContainer, count: int, seek_to: fl
     stream.thread_type = "AUTO"
     if seek_to is not None:
         container.seek(int(seek_to / stream.time_base), stream=stream, backward=True, any_frame=False)
-    tail: deque[tuple[np.ndarray, float]] = deque(maxlen=count)
+    # Keep decoded frames and convert only the ones returned: RGB conversion costs more than decoding.
+    tail: deque[av.VideoFrame] = deque(maxlen=count)
     for frame in container.decode(stream):
-        tail.append((frame.to_ndarray(format="rgb24"), float(frame.time or 0.0)))
+        tail.append(frame)
     size = len(tail)
-    return [DecodedFrame(rgb=rgb, time=time, from_end=size - 1 - i) for i, (rgb, time) in enumerate(tail)]
+    return [
+        DecodedFrame(rgb=frame.to_ndarray(format="rgb24"), time=float(frame.time or 0.0), from_end=size - 1 - i)
+        for i, frame in enumerate(tail)
+    ]
 
 
 def last_frames(path: Path, count: int = 1) -> list[DecodedFrame]:
