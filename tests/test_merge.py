@@ -9,7 +9,7 @@ import pytest
 from sora_extend.media.frames import last_frame
 from sora_extend.media.merge import JoinPlan, merge_videos
 from sora_extend.media.probe import probe
-from tests.media_factory import beep_onsets, decode_all, decode_audio, flash_times, read_index, write_clip
+from tests.media_factory import beep_onsets, decode_all, decode_audio, ffmpeg, flash_times, read_index, write_clip
 
 FPS = 24
 
@@ -82,15 +82,30 @@ def test_different_sizes_fall_back_to_a_reencode(tmp_path: Path) -> None:
     assert max(_sync_offsets(tmp_path / "out.mp4")) <= 0.005
 
 
-def test_crossfade_overlaps_and_reencodes(tmp_path: Path) -> None:
-    clips = [write_clip(tmp_path / f"{k}.mp4", 48) for k in range(3)]
-    result = merge_videos(clips, tmp_path / "out.mp4", [JoinPlan(transition="crossfade", crossfade_s=0.5)] * 2)
-    assert result.method == "re-encode"
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(6.0 - 1.0, abs=0.05)
+def test_crossfade_reencodes_only_the_segments_it_touches(tmp_path: Path) -> None:
+    clips = [write_clip(tmp_path / f"{k}.mp4", 48, flash_frame=18, start_index=100 * k) for k in range(4)]
+    joins = [JoinPlan(transition="cut"), JoinPlan(transition="crossfade", crossfade_s=0.5), JoinPlan(transition="cut")]
+    result = merge_videos(clips, tmp_path / "out.mp4", joins)
+    assert result.method == "stream-copy, 2 of 4 segments re-encoded"
     frames = decode_all(tmp_path / "out.mp4")
-    mid_fade = frames[round((2.0 - 0.25) * FPS)][1]
+    assert len(frames) == 4 * 48 - 12
+    assert probe(tmp_path / "out.mp4").duration == pytest.approx(8.0 - 0.5, abs=0.05)
+    untouched = [read_index(rgb) for _, rgb in frames[:48]]
+    assert untouched[:18] + untouched[19:] == [*range(18), *range(19, 48)]  # clip 1 copied (18: the flash)
+    mid_fade = frames[48 + 48 - 6][1]
     # Halfway through the fade the frame is a blend: its index blocks are neither clip's clean pattern.
     assert 20 < mid_fade[:30].mean() < 240
+    assert max(_sync_offsets(tmp_path / "out.mp4")) <= 0.005
+
+
+def test_crossfade_between_foreign_encodes_reencodes_everything(tmp_path: Path) -> None:
+    clips = [write_clip(tmp_path / f"{k}.mp4", 48) for k in range(2)]
+    foreign = [tmp_path / f"foreign{k}.mp4" for k in range(2)]
+    for clip, target in zip(clips, foreign, strict=True):  # another encoder's settings, as a provider's
+        ffmpeg("-i", str(clip), "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(target))
+    result = merge_videos(foreign, tmp_path / "out.mp4", [JoinPlan(transition="crossfade", crossfade_s=0.5)])
+    assert result.method == "re-encode" and "codec parameters" in result.reason
+    assert probe(tmp_path / "out.mp4").duration == pytest.approx(4.0 - 0.5, abs=0.05)
 
 
 def test_join_count_must_match(tmp_path: Path) -> None:

@@ -53,8 +53,8 @@ class StreamCopyUnsupported(Exception):
     """Stream copy cannot produce this output exactly; the caller re-encodes instead."""
 
 
-def stream_copy_blocker(infos: Sequence[MediaInfo], joins: Sequence[JoinPlan]) -> str | None:
-    """Why these segments cannot be joined by stream copy, or None if they can."""
+def compatibility_blocker(infos: Sequence[MediaInfo]) -> str | None:
+    """Why these files cannot share one stream-copied video track, or None if they can."""
     if any(info.video is None for info in infos):
         return "a segment has no video stream"
     keys = {info.video.stream_copy_key() for info in infos if info.video}
@@ -65,6 +65,14 @@ def stream_copy_blocker(infos: Sequence[MediaInfo], joins: Sequence[JoinPlan]) -
             for name in ("codec", "width", "height", "pix_fmt", "fps_fraction", "extradata_sha256"):
                 if getattr(info.video, name) != getattr(first, name):
                     return f"segments differ in {name} ({getattr(first, name)} vs {getattr(info.video, name)})"
+    return None
+
+
+def stream_copy_blocker(infos: Sequence[MediaInfo], joins: Sequence[JoinPlan]) -> str | None:
+    """Why these segments cannot be joined by stream copy alone, or None if they can."""
+    blocker = compatibility_blocker(infos)
+    if blocker:
+        return blocker
     if any(join.crossfade_s > 0 for join in joins):
         return "crossfade joins blend frames"
     if any(join.trim_tail_frames for join in joins):
@@ -186,14 +194,37 @@ def merge_videos(
     try:
         result = stream_copy_merge(inputs, joins, output)
     except StreamCopyUnsupported as exc:
-        from sora_extend.media.reencode import reencode_merge
-
-        logger.info("merge: re-encoding (%s)", exc)
-        output.unlink(missing_ok=True)
-        result = reencode_merge(inputs, output, joins, size=size, fps=fps)
-        result.reason = str(exc)
+        result = _rework(inputs, output, joins, str(exc), size=size, fps=fps)
     _check_output(output, result)
     result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _rework(
+    inputs: Sequence[Path],
+    output: Path,
+    joins: Sequence[JoinPlan],
+    reason: str,
+    *,
+    size: tuple[int, int] | None,
+    fps: int | None,
+) -> MergeResult:
+    """Crossfades and trimmed tails: re-encode only the segments they touch when the codec parameters
+    allow it, else everything (moviepy)."""
+    from sora_extend.media.reencode import reencode_merge
+    from sora_extend.media.regroup import regrouped_merge
+
+    output.unlink(missing_ok=True)
+    infos = [probe(path) for path in inputs]
+    if compatibility_blocker(infos) is None:
+        try:
+            return regrouped_merge(inputs, output, joins, infos)
+        except StreamCopyUnsupported as exc:
+            reason = f"{reason}; {exc}"
+            output.unlink(missing_ok=True)
+    logger.info("merge: re-encoding everything (%s)", reason)
+    result = reencode_merge(inputs, output, joins, size=size, fps=fps)
+    result.reason = reason
     return result
 
 

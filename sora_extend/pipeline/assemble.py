@@ -33,13 +33,11 @@ def plan_joins(
         handoff = handoffs.get(before)
         seeded = handoff is not None and after.seeded_from_sha256 == handoff.sha256
         transition = shot.transition_in
+        # The next clip starts on the hand-off frame; after any trim it is also this clip's last shown frame.
         joins.append(
             JoinPlan(
                 transition=transition,
-                dedupe_first_frame=transition == "continuous"
-                and seeded
-                and handoff is not None
-                and handoff.from_end == 0,
+                dedupe_first_frame=transition == "continuous" and seeded,
                 trim_tail_frames=handoff.from_end if seeded and handoff is not None else 0,
                 crossfade_s=job.request.crossfade_seconds if transition == "crossfade" else 0.0,
             )

@@ -1,0 +1,142 @@
+"""Re-encode only what a crossfade or a trimmed tail touches.
+
+Segments joined by a crossfade, and a segment whose last frames the hand-off guard skipped, are
+decoded and re-encoded together as one clip (a "group"); every other segment is left as it is, and
+the groups and untouched segments are then joined by stream copy. That only works when the
+re-encoded group carries exactly the same codec parameters as the untouched segments (true for clips
+made with this project's encoder settings, e.g. the preview renderer); the caller checks and otherwise
+re-encodes everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+
+from sora_extend.media.audio import AUDIO_RATE, decode_audio_span
+from sora_extend.media.encode import Mp4Writer
+from sora_extend.media.frames import iter_frames
+from sora_extend.media.merge import JoinPlan, MergeResult, StreamCopyUnsupported, stream_copy_merge
+from sora_extend.media.probe import MediaInfo, probe
+
+
+def groups(count: int, joins: Sequence[JoinPlan]) -> list[list[int]]:
+    """Runs of segment indices to re-encode together: linked by crossfades; a trimmed segment alone."""
+    runs: list[list[int]] = [[0]]
+    for k, join in enumerate(joins):
+        if join.crossfade_s > 0:
+            runs[-1].append(k + 1)
+        else:
+            runs.append([k + 1])
+    return runs
+
+
+def _kept_frames(path: Path, skip_first: bool, trim: int) -> tuple[int, Iterator[np.ndarray]]:
+    """How many frames are kept, and those frames, streamed (a segment is never held in memory)."""
+    with av.open(str(path)) as container:
+        total = container.streams.video[0].frames
+    end = total - trim
+
+    def frames() -> Iterator[np.ndarray]:
+        for index, frame in enumerate(iter_frames(path)):
+            if (index == 0 and skip_first) or index >= end:
+                continue
+            yield frame.rgb
+
+    return end - int(skip_first), frames()
+
+
+def render_group(paths: Sequence[Path], inner: Sequence[JoinPlan], trim_last: int, output: Path, fps: int) -> Path:
+    """Decode `paths`, apply the inner joins (crossfades blend, continuous repeats drop the repeated
+    frame) and `trim_last` frames off the end, and encode one clip with the project's encoder."""
+    first = next(iter_frames(paths[0])).rgb
+    height, width = first.shape[:2]
+    sound: list[np.ndarray] = []
+    overlaps: list[int] = []
+    pending: list[np.ndarray] = []  # the previous segment's last frames, waiting to be blended
+    with Mp4Writer(output, width=width, height=height, fps=fps, audio=True) as writer:
+        for position, path in enumerate(paths):
+            before = inner[position - 1] if position > 0 else None
+            after = inner[position] if position < len(inner) else None
+            fade_in = round(before.crossfade_s * fps) if before else 0
+            fade_out = round(after.crossfade_s * fps) if after else 0
+            skip_first = bool(before and before.dedupe_first_frame and not before.crossfade_s)
+            trim = trim_last if after is None else after.trim_tail_frames
+            count, frames = _kept_frames(path, skip_first, trim)
+            for index, rgb in enumerate(frames):
+                if index < fade_in and pending:
+                    alpha = (index + 1) / (fade_in + 1)
+                    rgb = (pending.pop(0).astype(np.float32) * (1 - alpha) + rgb * alpha).astype(np.uint8)
+                if index >= count - fade_out:
+                    pending.append(rgb)
+                else:
+                    writer.write_frame(rgb)
+            sound.append(decode_audio_span(path, 0.0, 1 / fps if skip_first else 0.0, count / fps))
+            if after is not None:
+                overlaps.append(round(fade_out * AUDIO_RATE / fps))
+        for rgb in pending:
+            writer.write_frame(rgb)
+        writer.write_audio(_crossfade_audio(sound, overlaps))
+    return output
+
+
+def _crossfade_audio(parts: list[np.ndarray], overlaps: Sequence[int]) -> np.ndarray:
+    """Concatenate, blending each pair over its overlap (in samples), like the pictures."""
+    mixed = parts[0]
+    for part, samples in zip(parts[1:], overlaps, strict=True):
+        overlap = min(samples, mixed.shape[1], part.shape[1])
+        if overlap:
+            ramp = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
+            blend = mixed[:, -overlap:] * (1 - ramp) + part[:, :overlap] * ramp
+            mixed = np.concatenate([mixed[:, :-overlap], blend, part[:, overlap:]], axis=1)
+        else:
+            mixed = np.concatenate([mixed, part], axis=1)
+    return mixed
+
+
+def regrouped_merge(
+    inputs: Sequence[Path], output: Path, joins: Sequence[JoinPlan], infos: Sequence[MediaInfo]
+) -> MergeResult:
+    """Re-encode the groups, then stream-copy everything. Raises StreamCopyUnsupported when a
+    re-encoded group's codec parameters differ from the untouched segments'."""
+    first = infos[0].video
+    assert first is not None
+    fps = round(first.fps)
+    pieces: list[Path] = []
+    between: list[JoinPlan] = []
+    reworked = 0
+    scratch = output.with_name(output.stem + ".groups")
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        for number, run in enumerate(groups(len(inputs), joins)):
+            last = run[-1]
+            trim = joins[last].trim_tail_frames if last < len(joins) else 0
+            if len(run) == 1 and not trim:
+                pieces.append(inputs[run[0]])
+            else:
+                group = render_group(
+                    [inputs[i] for i in run],
+                    [joins[i] for i in run[:-1]],
+                    trim,
+                    scratch / f"group-{number:02d}.mp4",
+                    fps,
+                )
+                video = probe(group).video
+                if video is None or video.stream_copy_key() != first.stream_copy_key():
+                    raise StreamCopyUnsupported(
+                        "a re-encoded part would not match the other segments' codec parameters"
+                    )
+                pieces.append(group)
+                reworked += len(run)
+            if last < len(joins):
+                between.append(joins[last].model_copy(update={"trim_tail_frames": 0}))
+        result = stream_copy_merge(pieces, between, output)
+    finally:
+        for path in scratch.glob("*.mp4"):
+            path.unlink()
+        scratch.rmdir()
+    result.method = f"stream-copy, {reworked} of {len(inputs)} segments re-encoded"
+    return result
