@@ -73,9 +73,7 @@ def write_clip(
     """An indexed clip; `first` replaces frame 0 (a hand-off frame); a flash and beep at `flash_frame`;
     the last `spoil_last` frames faded to black or motion-blurred (what the hand-off guard must skip)."""
     has_audio = audio_seconds != 0
-    with Mp4Writer(
-        path, width=width, height=height, fps=fps, audio=has_audio, gop_seconds=gop_seconds
-    ) as writer:
+    with Mp4Writer(path, width=width, height=height, fps=fps, audio=has_audio, gop_seconds=gop_seconds) as writer:
         for i in range(frames):
             if i == 0 and first is not None:
                 frame = first
