@@ -119,10 +119,9 @@ def _preview_chain(out: str, segments: int, anchor: bool, size: tuple[int, int])
     os.environ["SORA_EXTEND_WORK_DIR"] = str(Path(out) / "work")
     from sora_extend.media.frames import iter_frames
     from sora_extend.media.images import lab_stats
-    from sora_extend.pipeline.handoff import extract_handoff
+    from sora_extend.pipeline.chain import render_chain
     from sora_extend.pipeline.job import Job, job_ref
     from sora_extend.pipeline.planning import plan_job
-    from sora_extend.pipeline.segment import render_segment
     from sora_extend.planners import get_planner
     from sora_extend.providers.preview import PreviewProvider
     from sora_extend.request import ExtendRequest
@@ -139,16 +138,12 @@ def _preview_chain(out: str, segments: int, anchor: bool, size: tuple[int, int])
         storage=f"file://{out}/jobs",
     )
     job = Job(job_ref(request, settings), settings)
-    plan = plan_job(job, get_planner("template"))
-    provider = PreviewProvider(job.spec, settings)
-    colours, previous, handoff, first = [], None, None, None
-    for shot in plan.shots:
-        record = render_segment(job, shot, handoff, provider, previous=previous)
+    segments, _ = render_chain(job, plan_job(job, get_planner("template")), PreviewProvider(job.spec, settings))
+    colours = []
+    for record in segments:
         local = job.cache.fetch(job.store, record.path, record.sha256)
         frames = [f.rgb for f in iter_frames(local)]
         colours.append(np.mean([lab_stats(rgb)[0] for rgb in frames[:: max(1, len(frames) // 12)]], axis=0))
-        handoff = extract_handoff(job, record, request.size, first)
-        first, previous = first or handoff, record
     return colours
 
 

@@ -13,11 +13,11 @@ from sora_extend.media.frames import last_frames
 from sora_extend.media.images import decode_png, lab_stats, mean_luma
 from sora_extend.media.merge import JoinPlan, merge_videos
 from sora_extend.pipeline.assemble import merge_job
-from sora_extend.pipeline.handoff import choose_frame, extract_handoff
+from sora_extend.pipeline.chain import render_chain
+from sora_extend.pipeline.handoff import choose_frame
 from sora_extend.pipeline.job import Job, job_ref
 from sora_extend.pipeline.planning import plan_job
 from sora_extend.pipeline.review import seam_report, write_contact_sheet
-from sora_extend.pipeline.segment import render_segment
 from sora_extend.planners import get_planner
 from sora_extend.providers.preview import PreviewProvider
 from sora_extend.request import ExtendRequest
@@ -49,16 +49,8 @@ def _chain(storage: str, prompt: str, segments: int, **fields: object) -> tuple[
     request = ExtendRequest(prompt=prompt, segments=segments, seconds=2, resolution="360p", storage=storage, **fields)  # type: ignore[arg-type]
     job = Job(job_ref(request))
     plan = plan_job(job, get_planner("template"))
-    provider = PreviewProvider(job.spec, get_settings())
-    segments_done, handoffs, anchor = [], {}, None
-    for shot in plan.shots:
-        seed = handoffs.get(shot.index - 1) if shot.continues_previous else None
-        previous = segments_done[-1] if segments_done else None
-        segments_done.append(render_segment(job, shot, seed, provider, previous=previous))
-        if shot.index < len(plan.shots):
-            handoffs[shot.index] = extract_handoff(job, segments_done[-1], request.size, anchor)
-            anchor = anchor or handoffs[shot.index]
-    return job, segments_done, handoffs
+    segments, handoffs = render_chain(job, plan, PreviewProvider(job.spec, get_settings()))
+    return job, segments, handoffs
 
 
 def _mean_lab(job: Job, record) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from sora_extend.media.frames import first_frame
 from sora_extend.media.images import decode_png, psnr
 from sora_extend.pipeline.assemble import merge_job, write_manifest
 from sora_extend.pipeline.budget import check_estimate
+from sora_extend.pipeline.chain import render_chain
 from sora_extend.pipeline.handoff import extract_handoff
 from sora_extend.pipeline.job import Job, job_ref
 from sora_extend.pipeline.planning import plan_job
@@ -43,16 +44,7 @@ def job(storage_url: str) -> Job:
 
 def run_all(job: Job) -> tuple[list, dict]:
     plan = plan_job(job, get_planner("template"))
-    provider = CountingPreview(job.spec, get_settings())
-    segments, handoffs, anchor = [], {}, None
-    for shot in plan.shots:
-        seed = handoffs.get(shot.index - 1) if shot.continues_previous else None
-        previous = segments[-1] if segments else None
-        segments.append(render_segment(job, shot, seed, provider, job.take(shot.index), previous))
-        if shot.index < len(plan.shots):
-            handoffs[shot.index] = extract_handoff(job, segments[-1], job.request.size, anchor)
-            anchor = anchor or handoffs[shot.index]
-    return segments, handoffs
+    return render_chain(job, plan, CountingPreview(job.spec, get_settings()))
 
 
 def test_domain_package_imports_no_prefect() -> None:

@@ -20,6 +20,8 @@ from sora_extend.media.probe import probe
 from sora_extend.pipeline.budget import estimate
 from sora_extend.planners import get_planner
 from sora_extend.planners.openai_planner import PlannerError
+from sora_extend.providers.base import GenerationRequest
+from sora_extend.providers.fal import FalProvider
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import get_settings
 from sora_extend.storage.store import JobStore
@@ -136,20 +138,13 @@ def test_openai_planner_gives_up_after_two_bad_plans_or_falls_back(
     assert plan["planner"] == "template"
 
 
-def test_retired_and_missing_models_fail_before_any_call(fal_emulator) -> None:
-    with pytest.raises(ValueError, match="retired"):
-        ExtendRequest(prompt="x", provider="fal", model="sora2-fal")
-    from sora_extend.providers.fal import FalProvider
-
-    provider = FalProvider(ExtendRequest(prompt="x", provider="fal", model="tiny-fal").spec, get_settings())
-    from sora_extend.providers.base import GenerationRequest
-
-    bad = GenerationRequest(
+def _tiny_generation(seconds: int) -> GenerationRequest:
+    return GenerationRequest(
         segment=1,
         content_key="k",
         model="tiny-fal",
         prompt="x",
-        seconds=9,
+        seconds=seconds,
         aspect="16:9",
         resolution="360p",
         width=640,
@@ -158,35 +153,24 @@ def test_retired_and_missing_models_fail_before_any_call(fal_emulator) -> None:
         seed=1,
         audio=True,
     )
+
+
+def test_retired_and_unallowed_values_fail_before_any_call(fal_emulator) -> None:
+    with pytest.raises(ValueError, match="retired"):
+        ExtendRequest(prompt="x", provider="fal", model="sora2-fal")
+    provider = FalProvider(ExtendRequest(prompt="x", provider="fal", model="tiny-fal").spec, get_settings())
     with pytest.raises(ValueError, match="seconds: 9 is not allowed for tiny-fal"):
-        provider.submit(bad)
+        provider.submit(_tiny_generation(9))
     assert fal_emulator.submissions == []
     provider.close()
 
 
 def test_fal_rejects_wrong_wire_values_and_the_error_is_terminal(fal_emulator) -> None:
-    from sora_extend.providers.base import GenerationRequest
-    from sora_extend.providers.fal import FalProvider
-
     spec = ExtendRequest(prompt="x", provider="fal", model="tiny-fal").spec
     # A catalogue row that lies about the wire type (as a stale user override might): fal answers 422.
     lying = spec.model_copy(update={"duration": spec.duration.model_copy(update={"wire": "string"})})
     provider = FalProvider(lying, get_settings())
-    request = GenerationRequest(
-        segment=1,
-        content_key="k",
-        model="tiny-fal",
-        prompt="x",
-        seconds=1,
-        aspect="16:9",
-        resolution="360p",
-        width=640,
-        height=360,
-        fps=24,
-        seed=1,
-        audio=True,
-    )
     with pytest.raises(TerminalProviderError, match="HTTP 422") as caught:
-        provider.submit(request)
+        provider.submit(_tiny_generation(1))
     assert caught.value.status_code == 422 and not caught.value.request_failed
     provider.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sora_extend.plan import Shot, ShotPlan, StoryBible, Transition
 from sora_extend.request import ExtendRequest
@@ -55,33 +55,40 @@ def compose_prompt(
     return " ".join(parts)
 
 
-def make_shot(
-    bible: StoryBible,
-    *,
-    index: int,
-    total: int,
-    action: str,
-    camera: str,
-    seconds: int,
-    transition_in: Transition,
-    language: str,
-) -> Shot:
-    return Shot(
-        index=index,
-        action=action,
-        camera=camera,
-        seconds=seconds,
-        transition_in=transition_in if index > 1 else "continuous",
-        prompt=compose_prompt(
+class Beat(NamedTuple):
+    """What a planner decides for one shot; the prompt itself is composed here, the same for all."""
+
+    action: str
+    camera: str
+    transition: str = "continuous"  # the planner's proposal, used when the request says "auto"
+
+
+def assemble_plan(
+    request: ExtendRequest, *, title: str, language: str, planner: str, bible: StoryBible, beats: list[Beat]
+) -> ShotPlan:
+    shots = []
+    for index, beat in enumerate(beats, start=1):
+        transition = request.transition_into(index, beat.transition)
+        prompt = compose_prompt(
             bible,
             index=index,
-            total=total,
-            action=action,
-            camera=camera,
-            transition_in=transition_in,
+            total=len(beats),
+            action=beat.action,
+            camera=beat.camera,
+            transition_in=transition,
             language=language,
-        ),
-    )
+        )
+        shots.append(
+            Shot(
+                index=index,
+                action=beat.action,
+                camera=beat.camera,
+                seconds=request.seconds or 0,
+                transition_in=transition,
+                prompt=prompt,
+            )
+        )
+    return ShotPlan(title=title, language=language, planner=planner, bible=bible, shots=shots)
 
 
 def get_planner(name: str, settings: Settings | None = None) -> Planner:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sora_extend.errors import MissingKeyError, ProviderError, TerminalProviderError, TransientProviderError
 from sora_extend.plan import ShotPlan, StoryBible
-from sora_extend.planners.base import detect_language, make_shot
+from sora_extend.planners.base import Beat, assemble_plan, detect_language
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import Settings
 
@@ -160,19 +160,12 @@ class OpenAIPlanner:
         return ""
 
     def _to_plan(self, answer: LLMPlan, request: ExtendRequest, language: str) -> ShotPlan:
-        bible = StoryBible(**answer.bible.model_dump())
-        total = request.segments
-        shots = [
-            make_shot(
-                bible,
-                index=index,
-                total=total,
-                action=planned.action,
-                camera=planned.camera,
-                seconds=request.seconds or 0,
-                transition_in=request.transition_into(index, planned.transition),
-                language=language,
-            )
-            for index, planned in enumerate(answer.shots, start=1)
-        ]
-        return ShotPlan(title=answer.title, language=language, planner=self.name, bible=bible, shots=shots)
+        beats = [Beat(shot.action, shot.camera, shot.transition) for shot in answer.shots]
+        return assemble_plan(
+            request,
+            title=answer.title,
+            language=language,
+            planner=self.name,
+            bible=StoryBible(**answer.bible.model_dump()),
+            beats=beats,
+        )

@@ -7,7 +7,7 @@ varies what a cinematographer would vary between shots (beat, camera), in the pr
 from __future__ import annotations
 
 from sora_extend.plan import ShotPlan, StoryBible
-from sora_extend.planners.base import detect_language, make_shot
+from sora_extend.planners.base import Beat, assemble_plan, detect_language
 from sora_extend.request import ExtendRequest
 
 _STYLE = {
@@ -90,17 +90,10 @@ class TemplatePlanner:
             light=light[1] if language == "ko" else light[2],
         )
         total = request.segments
-        shots = [
-            make_shot(
-                bible,
-                index=index,
-                total=total,
-                action=_beat(index, total, language),
-                camera=_CAMERA[language][(index - 1) % len(_CAMERA[language])],
-                seconds=request.seconds or 0,
-                transition_in=request.transition_into(index),
-                language=language,
-            )
+        beats = [
+            Beat(_beat(index, total, language), _CAMERA[language][(index - 1) % len(_CAMERA[language])])
             for index in range(1, total + 1)
         ]
-        return ShotPlan(title=request.prompt[:80], language=language, planner=self.name, bible=bible, shots=shots)
+        return assemble_plan(
+            request, title=request.prompt[:80], language=language, planner=self.name, bible=bible, beats=beats
+        )

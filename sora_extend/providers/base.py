@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sora_extend.catalogue import ModelSpec
+from sora_extend.errors import TransientProviderError
 from sora_extend.ledger import utcnow
 from sora_extend.settings import Settings
 
@@ -94,6 +95,16 @@ class VideoProvider(ABC):
     def refresh(self, submission: Submission) -> Outcome:
         """Ask again for a finished request's result (a fresh URL after the old one expired)."""
         return self.wait(submission, lambda state, detail: None, self.settings.poll_timeout_s)
+
+    def still_waiting(self, submission: Submission, state: str, timeout_s: float) -> TransientProviderError:
+        """The error for a request still queued or running at the poll deadline: transient, so the next
+        attempt resumes the same request by id."""
+        return TransientProviderError(
+            f"still {state} after {timeout_s:.0f} s; the request stays recorded and the next attempt resumes it",
+            provider=self.name,
+            model=self.spec.id,
+            request_id=submission.request_id,
+        )
 
     @property
     def is_paid(self) -> bool:

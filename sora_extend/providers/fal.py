@@ -180,12 +180,7 @@ class FalProvider(VideoProvider):
             if isinstance(status, fal_client.Completed):
                 return self._result(submission, failed=status.error is not None, error=status.error or "")
             if time.monotonic() > deadline:
-                raise TransientProviderError(
-                    f"still {last} after {timeout_s:.0f} s; the request stays recorded and the next attempt resumes it",
-                    provider=self.name,
-                    model=self.spec.id,
-                    request_id=submission.request_id,
-                )
+                raise self.still_waiting(submission, last, timeout_s)
             time.sleep(self.settings.poll_interval_s)
 
     def _poll_error(self, exc: Exception, submission: Submission) -> ProviderError:

@@ -154,12 +154,7 @@ class OpenAIVideosProvider(VideoProvider):
                     request_failed=True,
                 )
             if time.monotonic() > deadline:
-                raise TransientProviderError(
-                    f"still {last} after {timeout_s:.0f} s; the request stays recorded and the next attempt resumes it",
-                    provider=self.name,
-                    model=self.spec.id,
-                    request_id=submission.request_id,
-                )
+                raise self.still_waiting(submission, last, timeout_s)
             time.sleep(self.settings.poll_interval_s)
 
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import hashlib
 import json
 import logging
 import re
+import shutil
 import socket
 import struct
 import threading
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import cv2
@@ -29,6 +31,7 @@ import numpy as np
 from sora_extend.media.frames import iter_frames
 from sora_extend.media.images import decode_png
 from sora_extend.preview import PreviewSpec, render_preview
+from tests.emulators.faults import Fault, FaultBook
 
 logger = logging.getLogger(__name__)
 
@@ -376,3 +379,69 @@ def spritesheet_jpeg(video: Path, tiles: int = 5) -> bytes:
     height, width = picks[0].shape[:2]
     small = [cv2.resize(rgb, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA) for rgb in picks]
     return encode_jpeg(np.concatenate(small, axis=1))
+
+
+class EmulatorBase:
+    """Lifecycle, fault injection and bookkeeping shared by the emulators. A subclass sets `_server`,
+    `_lock`, `_faults`, `_dir` and `submissions`, and says where its jobs and prompts are."""
+
+    _server: LoopbackServer
+    _lock: threading.Lock
+    _faults: FaultBook
+    _dir: Path
+    submissions: list[Any]
+
+    def _jobs(self) -> list[Any]:
+        """Every generation so far: objects with `.render` (a BackgroundRender) and `.interval(now)`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _prompt_of(submission: Any) -> str:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._server.stop()
+        with self._lock:
+            renders = [job.render for job in self._jobs()]
+        for render in renders:
+            render.join(timeout=60)  # never delete files under a running encoder
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    @property
+    def server_errors(self) -> list[str]:
+        """Tracebacks of emulator bugs (each answered with a 500); a test should expect none."""
+        return self._server.errors
+
+    @property
+    def fault_log(self) -> list[tuple[str, Fault]]:
+        return self._faults.log
+
+    def inject(self, route: str, fault: Fault, times: int = 1) -> None:
+        self._faults.inject(route, fault, times)
+
+    def random_faults(self, rate: float, kinds: list[tuple[str, Fault]], seed: int) -> None:
+        self._faults.random_faults(rate, kinds, seed)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def submission_counts(self) -> collections.Counter[str]:
+        with self._lock:
+            return collections.Counter(submission.content_key for submission in self.submissions)
+
+    def count_prompt(self, substring: str) -> int:
+        with self._lock:
+            return sum(substring in self._prompt_of(submission) for submission in self.submissions)
+
+    @property
+    def max_in_progress(self) -> int:
+        """The most generations in progress at one instant so far (from their time intervals)."""
+        now = time.monotonic()
+        with self._lock:
+            return max_overlap([job.interval(now) for job in self._jobs()])

@@ -9,10 +9,8 @@ renderer when a request is first seen in progress.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -29,6 +27,7 @@ from sora_extend.media.probe import probe
 from tests.emulators._common import (
     BackgroundRender,
     ClipJob,
+    EmulatorBase,
     LoopbackServer,
     Request,
     Response,
@@ -37,7 +36,6 @@ from tests.emulators._common import (
     decode_data_uri,
     decode_image,
     json_response,
-    max_overlap,
     orientation,
     render_clip,
     sha256_hex,
@@ -131,7 +129,7 @@ class FalRequest:
         return busy_interval(self.queue_until, self.done_at, self.render, self.failure is not None, now)
 
 
-class FalEmulator:
+class FalEmulator(EmulatorBase):
     """fal's queue + REST + CDN on one loopback port. Use as a context manager (or call `stop()`)."""
 
     def __init__(
@@ -167,53 +165,12 @@ class FalEmulator:
 
     # ------------------------------------------------------------------ lifecycle and test API
 
-    def __enter__(self) -> FalEmulator:
-        return self
+    def _jobs(self) -> list[Any]:
+        return list(self.requests.values())
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._server.stop()
-        with self._lock:
-            renders = [r.render for r in self.requests.values()]
-        for render in renders:
-            render.join(timeout=60)  # never delete files under a running encoder
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    @property
-    def server_errors(self) -> list[str]:
-        """Tracebacks of emulator bugs (each answered with a 500); a test should expect none."""
-        return self._server.errors
-
-    @property
-    def fault_log(self) -> list[tuple[str, Fault]]:
-        return self._faults.log
-
-    def inject(self, route: str, fault: Fault, times: int = 1) -> None:
-        self._faults.inject(route, fault, times)
-
-    def random_faults(self, rate: float, kinds: list[tuple[str, Fault]], seed: int) -> None:
-        self._faults.random_faults(rate, kinds, seed)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    def submission_counts(self) -> collections.Counter[str]:
-        with self._lock:
-            return collections.Counter(submission.content_key for submission in self.submissions)
-
-    def count_prompt(self, substring: str) -> int:
-        with self._lock:
-            return sum(substring in str(s.payload.get("prompt", "")) for s in self.submissions)
-
-    @property
-    def max_in_progress(self) -> int:
-        """The most requests IN_PROGRESS at one instant so far (from their time intervals)."""
-        now = time.monotonic()
-        with self._lock:
-            spans = [r.interval(now) for r in self.requests.values()]
-        return max_overlap(spans)
+    @staticmethod
+    def _prompt_of(submission: Any) -> str:
+        return str(submission.payload.get("prompt", ""))
 
     def add_file(self, data: bytes, content_type: str, name: str | None = None) -> str:
         """Put a file on the emulated CDN directly; returns its URL (as an upload would)."""

@@ -8,7 +8,6 @@ deterministic plan shaped by whatever JSON schema the request carries, so `.pars
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 import json
@@ -29,6 +28,7 @@ from sora_extend.media.probe import probe
 from tests.emulators._common import (
     BackgroundRender,
     ClipJob,
+    EmulatorBase,
     LoopbackServer,
     Part,
     Request,
@@ -38,7 +38,6 @@ from tests.emulators._common import (
     decode_data_uri,
     decode_image,
     json_response,
-    max_overlap,
     parse_multipart,
     render_clip,
     sha256_hex,
@@ -119,7 +118,7 @@ class _ApiError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(EmulatorBase):
     """OpenAI's videos + planner endpoints on one loopback port. Use as a context manager (or `stop()`)."""
 
     def __init__(
@@ -154,52 +153,12 @@ class OpenAIEmulator:
 
     # ------------------------------------------------------------------ lifecycle and test API
 
-    def __enter__(self) -> OpenAIEmulator:
-        return self
+    def _jobs(self) -> list[Any]:
+        return list(self.videos.values())
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._server.stop()
-        with self._lock:
-            renders = [v.render for v in self.videos.values()]
-        for render in renders:
-            render.join(timeout=60)  # never delete files under a running encoder
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    @property
-    def server_errors(self) -> list[str]:
-        """Tracebacks of emulator bugs (each answered with a 500); a test should expect none."""
-        return self._server.errors
-
-    @property
-    def fault_log(self) -> list[tuple[str, Fault]]:
-        return self._faults.log
-
-    def inject(self, route: str, fault: Fault, times: int = 1) -> None:
-        self._faults.inject(route, fault, times)
-
-    def random_faults(self, rate: float, kinds: list[tuple[str, Fault]], seed: int) -> None:
-        self._faults.random_faults(rate, kinds, seed)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    def submission_counts(self) -> collections.Counter[str]:
-        with self._lock:
-            return collections.Counter(submission.content_key for submission in self.submissions)
-
-    def count_prompt(self, substring: str) -> int:
-        with self._lock:
-            return sum(substring in submission.prompt for submission in self.submissions)
-
-    @property
-    def max_in_progress(self) -> int:
-        """The most videos in_progress at one instant so far (from their time intervals)."""
-        now = time.monotonic()
-        with self._lock:
-            return max_overlap([v.interval(now) for v in self.videos.values()])
+    @staticmethod
+    def _prompt_of(submission: Any) -> str:
+        return str(submission.prompt)
 
     # ------------------------------------------------------------------ routing
 
