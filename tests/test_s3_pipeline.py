@@ -108,3 +108,40 @@ def test_a_second_worker_with_an_empty_disk_resumes_from_s3(api_url: str, s3_sto
     manifest = JobStore(s3_storage, job.job_id).read_json("manifest.json")
     assert [segment["index"] for segment in manifest["segments"]] == [1, 2, 3]
     assert len(manifest["ledger"]) == 3
+
+
+def test_task_results_live_in_the_same_store_and_serve_another_worker(
+    api_url: str, s3_storage: str, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK, temporary_settings
+
+    from deployments.bootstrap import RESULTS_BLOCK, save_results_block
+
+    assert "_prefect-results" in save_results_block()  # what `sora-extend bootstrap --results-block` saves
+    slug = f"remote-file-system/{RESULTS_BLOCK}"
+    request = ExtendRequest(prompt="Shared results", segments=2, seconds=1, resolution="360p")
+    with temporary_settings({PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK: slug}):
+        extend_video(request=request)
+    results = [key for key in _objects(s3_storage) if "/_prefect-results/" in key]
+    assert any("/_prefect-results/segment-" in key for key in results)
+    assert any("/_prefect-results/plan-" in key for key in results)
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": slug,
+        "PREFECT_HOME": str(tmp_path / "other-home"),
+        "SORA_EXTEND_WORK_DIR": str(tmp_path / "other-work"),
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.run_flow", request.model_dump_json()],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Task run 'render-segment-01' - Finished in state Cached" in done.stderr
+    assert "Task run 'render-segment-02' - Finished in state Cached" in done.stderr

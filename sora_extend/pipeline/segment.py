@@ -145,13 +145,21 @@ def verify_download(path: Path, request: GenerationRequest, spec: ModelSpec) -> 
         raise MediaError(
             f"the download is truncated: it declares {declared:.2f} s but decodes only to {tail.time + frame_s:.2f} s"
         )
+    # A wrong duration or size is the model's answer, not a broken download: fetching it again cannot
+    # change it, so it is reported and recorded; the hand-off fit and the merge cope with it.
     if abs(declared - request.seconds) > max(0.5, 0.1 * request.seconds):
         logger.warning(
-            "segment %d: %s returned %.2f s for a %d s request",
+            "segment %d: %s returned %.2f s for a %d s request", request.segment, spec.id, declared, request.seconds
+        )
+    if (info.video.width, info.video.height) != (request.width, request.height):
+        logger.warning(
+            "segment %d: %s returned %dx%d for a %dx%d request",
             request.segment,
             spec.id,
-            declared,
-            request.seconds,
+            info.video.width,
+            info.video.height,
+            request.width,
+            request.height,
         )
     return info
 
