@@ -9,6 +9,7 @@ object stores: a single PUT is atomic).
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from pathlib import Path
@@ -108,14 +109,26 @@ class JobStore:
             self.fs.pipe_file(target, data)
 
     def create_exclusive(self, rel: str, data: bytes) -> bool:
-        """Write `rel` only if it does not exist yet (S3: If-None-Match; local: O_EXCL). False if it did."""
+        """Write `rel` only if it does not exist yet, atomically. False if it already did.
+        Object stores: a conditional PUT (If-None-Match: *). Local: a complete temp file hard-linked
+        into place (fsspec's local "create" mode checks, then writes: not atomic)."""
         target = self.path(rel)
-        if self.is_local:
-            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        if not self.is_local:
+            try:
+                self.fs.pipe_file(target, data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        temp = f"{target}.{uuid.uuid4().hex}.tmp"
+        with open(temp, "wb") as handle:
+            handle.write(data)
         try:
-            self.fs.pipe_file(target, data, mode="create")
+            os.link(temp, target)
         except FileExistsError:
             return False
+        finally:
+            os.unlink(temp)
         return True
 
     def read_json(self, rel: str) -> Any:
