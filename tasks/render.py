@@ -3,6 +3,7 @@ cache miss (new result storage, another worker) resume the paid request instead 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -10,6 +11,7 @@ from prefect import Task, task
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
 
+from sora_extend.errors import TransientProviderError
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
 from sora_extend.pipeline.segment import render_segment, segment_key
@@ -18,6 +20,8 @@ from sora_extend.providers import VideoProvider, get_provider
 from sora_extend.settings import Settings, get_settings
 from tasks.policies import key_from, retry_only_transient
 from tasks.secrets import settings_with_keys
+
+MAX_RETRY_AFTER_S = 120.0
 
 
 def render_key(
@@ -47,6 +51,10 @@ def render_segment_task(
         return render_segment(
             domain_job, shot, handoff, provider, take, previous, gate=provider_slot(settings, provider)
         )
+    except TransientProviderError as exc:
+        if exc.retry_after:  # the provider said when to come back: wait that long before the retry
+            time.sleep(min(exc.retry_after, MAX_RETRY_AFTER_S))
+        raise
     finally:
         provider.close()
 

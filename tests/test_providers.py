@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -174,3 +175,15 @@ def test_fal_rejects_wrong_wire_values_and_the_error_is_terminal(fal_emulator) -
         provider.submit(_tiny_generation(1))
     assert caught.value.status_code == 422 and not caught.value.request_failed
     provider.close()
+
+
+def test_rate_limit_retry_after_is_honoured_and_nothing_is_paid_twice(
+    prefect_harness: None, openai_emulator, storage_url: str
+) -> None:
+    openai_emulator.inject("create", Fault.status(429, retry_after=1))
+    request = ExtendRequest(prompt="A patient queue", provider="openai", segments=1, seconds=4)
+    started = time.monotonic()
+    extend_video(request=request)
+    assert time.monotonic() - started >= 1.0  # waited as the provider asked before the retry
+    assert [entry[0] for entry in openai_emulator.fault_log] == ["create"]
+    assert len(openai_emulator.submissions) == 1

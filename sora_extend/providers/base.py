@@ -67,7 +67,6 @@ class Outcome(BaseModel):
 
     request_id: str
     video_url: str | None = None
-    expires_at: datetime | None = None
 
 
 class VideoProvider(ABC):
