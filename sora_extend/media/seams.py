@@ -19,6 +19,7 @@ from sora_extend.media.audio import AUDIO_RATE, decode_audio_span
 from sora_extend.media.images import colour_delta
 
 WINDOW_S = 0.5  # frames this far either side of a join describe "normal" motion there
+MOTION_FLOOR = 1.0  # grey levels: below this, frame differences are encoder noise, not motion
 AUDIO_WINDOW_S = 0.1
 
 
@@ -26,7 +27,9 @@ class SeamMeasure(BaseModel):
     at_s: float
     colour_delta: float = Field(..., description="Mean-Lab distance between the frames either side of the join.")
     motion_jump: float = Field(
-        ..., description="Frame difference across the join / median difference of the neighbouring frames (1 = smooth)."
+        ...,
+        description="Frame difference across the join / median difference of the neighbouring frames (at least "
+        "1 grey level, so still shots do not turn encoder noise into a jump); about 1 = smooth.",
     )
     audio_jump_db: float = Field(..., description="RMS level in the 100 ms after the join minus the 100 ms before.")
 
@@ -78,7 +81,7 @@ def measure_seams(video: Path, joins_at: list[float]) -> list[SeamMeasure]:
                 SeamMeasure(
                     at_s=round(at, 4),
                     colour_delta=round(colour_delta(before[-1], across), 3),
-                    motion_jump=round(jump / typical, 3) if typical > 1e-3 else round(jump, 3),
+                    motion_jump=round(jump / max(typical, MOTION_FLOOR), 3),
                     audio_jump_db=round(
                         _rms_db(audio[:, audio.shape[1] // 2 :]) - _rms_db(audio[:, : audio.shape[1] // 2]), 2
                     ),
