@@ -104,11 +104,3 @@ def first_frame(path: Path) -> np.ndarray:
     for frame in iter_frames(path):
         return frame.rgb
     raise MediaError(f"{Path(path).name}: no video frame could be decoded")
-
-
-def count_frames(path: Path) -> int:
-    """Frames a decoder actually presents (decodes everything: use for verification, not hot paths)."""
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        return sum(1 for _ in container.decode(stream))
