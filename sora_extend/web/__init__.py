@@ -1,0 +1,1 @@
+"""Read-only HTTP access to job storage for a browser (media server)."""
