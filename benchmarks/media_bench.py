@@ -119,11 +119,9 @@ def _preview_chain(out: str, segments: int, anchor: bool, size: tuple[int, int])
     os.environ["SORA_EXTEND_WORK_DIR"] = str(Path(out) / "work")
     from sora_extend.media.frames import iter_frames
     from sora_extend.media.images import lab_stats
-    from sora_extend.pipeline.chain import render_chain
     from sora_extend.pipeline.job import Job, job_ref
-    from sora_extend.pipeline.planning import plan_job
-    from sora_extend.planners import get_planner
-    from sora_extend.providers.preview import PreviewProvider
+    from sora_extend.pipeline.records import SegmentRecord
+    from sora_extend.pipeline.run import run_job
     from sora_extend.request import ExtendRequest
     from sora_extend.settings import reload_settings
 
@@ -138,9 +136,9 @@ def _preview_chain(out: str, segments: int, anchor: bool, size: tuple[int, int])
         storage=f"file://{out}/jobs",
     )
     job = Job(job_ref(request, settings), settings)
-    segments, _ = render_chain(job, plan_job(job, get_planner("template")), PreviewProvider(job.spec, settings))
+    _, outcome = run_job(job, until={f"segment-{segments:02d}"})
     colours = []
-    for record in segments:
+    for record in sorted((r for r in outcome.records.values() if isinstance(r, SegmentRecord)), key=lambda r: r.index):
         local = job.cache.fetch(job.store, record.path, record.sha256)
         frames = [f.rgb for f in iter_frames(local)]
         colours.append(np.mean([lab_stats(rgb)[0] for rgb in frames[:: max(1, len(frames) // 12)]], axis=0))

@@ -13,12 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
+from cli.options import add_request_options, request_from
 from sora_extend.errors import BudgetExceededError, InputError, MediaError
-from sora_extend.request import ExtendRequest, explain
+from sora_extend.request import explain
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -31,67 +31,25 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _add_request_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="what the whole video shows (any language)")
-    parser.add_argument("--segments", type=int, help="how many clips to chain (default 3)")
-    parser.add_argument("--seconds", type=int, help="seconds per clip (default: the model's)")
-    parser.add_argument("--aspect", help="16:9 or 9:16")
-    parser.add_argument("--resolution", help="e.g. 720p (default: the model's)")
-    parser.add_argument("--provider", help="preview (offline, default), fal or openai")
-    parser.add_argument("--model", help="catalogue id, see `sora-extend models`")
-    parser.add_argument("--planner", help="template (offline, default) or openai")
-    parser.add_argument(
-        "--planner-fallback",
-        action="store_true",
-        default=None,
-        help="fall back to the template planner if the LLM planner fails",
-    )
-    parser.add_argument("--prompt-language", help="source (default) or english")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--no-audio", dest="audio", action="store_false", default=None)
-    parser.add_argument("--transition", help="continuous (default), crossfade or cut")
-    parser.add_argument("--crossfade-seconds", type=float)
-    parser.add_argument("--no-colour-anchor", dest="colour_anchor", action="store_false", default=None)
-    parser.add_argument("--budget", dest="budget_usd", type=float, help="USD; refuse or stop before passing it")
-    parser.add_argument("--storage", help="file:///path or s3://bucket/prefix (default: SORA_EXTEND_STORAGE)")
-
-
-def _request(args: argparse.Namespace, **extra: Any) -> ExtendRequest:
-    fields = (
-        "prompt",
-        "segments",
-        "seconds",
-        "aspect",
-        "resolution",
-        "provider",
-        "model",
-        "planner",
-        "planner_fallback",
-        "prompt_language",
-        "seed",
-        "audio",
-        "transition",
-        "crossfade_seconds",
-        "colour_anchor",
-        "budget_usd",
-        "storage",
-    )
-    values = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
-    return ExtendRequest(**values, **extra)
-
-
 def _fail(lines: Sequence[str], code: int = EXIT_BAD_INPUT) -> int:
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
     return code
 
 
+def _prefect_environment() -> None:
+    """Before Prefect is imported: no telemetry, and time for a first start of the embedded server (its
+    database migrations took over Prefect's default 20 s on a 2-core machine)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    request = _request(args, rerender=args.rerender or [])
+    request = request_from(args)
     from sora_extend.pipeline.budget import check_estimate
 
     check_estimate(request)  # before Prefect starts: a refusal costs nothing and returns at once
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_environment()
     from flows.extend import extend_video
 
     state = extend_video(request=request, return_state=True)
@@ -130,7 +88,7 @@ def _copy_out(url: str, target: Path) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     from sora_extend.planners import get_planner
 
-    request = _request(args)
+    request = request_from(args)
     plan = get_planner(request.planner).plan(request)
     if args.json:
         print(plan.model_dump_json(indent=2))
@@ -138,13 +96,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"{plan.title}  [{plan.planner}, {plan.language}, {len(plan.shots)} x {request.seconds} s]")
     for shot in plan.shots:
         print(f"\n{shot.index:>2}. ({shot.transition_in}) {shot.prompt}")
+    for still in plan.stills:
+        print(f"\nkeyframe {still.index}: {still.prompt}")
     return EXIT_OK
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from sora_extend.pipeline.budget import check_estimate, estimate
 
-    request = _request(args)
+    request = request_from(args)
     for line in estimate(request).lines():
         print(line)
     check_estimate(request)
@@ -225,7 +185,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_environment()
     from flows.purge import purge_outputs_flow
 
     report = purge_outputs_flow(storage=args.storage, older_than_days=args.older_than_days, dry_run=args.dry_run)
@@ -253,19 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sora-extend", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="plan, render, chain and merge a long video")
-    _add_request_options(run)
-    run.add_argument("--rerender", type=int, nargs="+", help="segment numbers to render again")
+    run = commands.add_parser("run", help="plan, render and merge a long video")
+    add_request_options(run, run=True)
     run.add_argument("--out", help="also copy the final video to this local file")
     run.set_defaults(handler=cmd_run)
 
     plan = commands.add_parser("plan", help="print the shot plan without rendering")
-    _add_request_options(plan)
+    add_request_options(plan)
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(handler=cmd_plan)
 
     estimate = commands.add_parser("estimate", help="price a run before spending anything")
-    _add_request_options(estimate)
+    add_request_options(estimate)
     estimate.set_defaults(handler=cmd_estimate)
 
     frame = commands.add_parser("frame", help="extract a video's hand-off frame as PNG")

@@ -1,4 +1,4 @@
-"""The main flow: plan -> render segment 1..N (each seeded with the previous hand-off frame) -> merge."""
+"""The main flow: prepare -> plan -> the run's steps (as the continuation mode lays them out) -> report."""
 
 from __future__ import annotations
 
@@ -10,18 +10,22 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
+from flows.runner import PrefectRunner
+from sora_extend import layout
+from sora_extend.pipeline.execute import Outcome, execute
+from sora_extend.pipeline.records import FinalRecord
+from sora_extend.pipeline.run import graph_for, max_parallel
+from sora_extend.pipeline.steps import PlanStep, RunGraph
+from sora_extend.plan import ShotPlan
 from sora_extend.request import ExtendRequest
-from tasks.handoff import extract_handoff_task
-from tasks.merge import merge_segments_task
 from tasks.plan import plan_shots
 from tasks.prepare import prepare_job
-from tasks.render import render_task_from_settings
 from tasks.report import Progress, publish_report
 
 
 class ExtendResult(BaseModel):
     job_id: str
+    continuity: str
     video_url: str
     link: str
     duration: float
@@ -42,42 +46,35 @@ def run_name() -> str:
 
 @flow(name="extend-video", flow_run_name=run_name, validate_parameters=True)
 def extend_video(request: ExtendRequest) -> ExtendResult:
-    """Turn one prompt into a long video by chaining short clips; see ExtendRequest for every option."""
+    """Turn one prompt into a long video from short clips; see ExtendRequest for every option."""
     started = time.monotonic()
-    job, takes = prepare_job(request)
-    plan = plan_shots(job)
-    progress = Progress(job, len(plan.shots) + 1)
-    segments: list[SegmentRecord] = []
-    handoffs: dict[int, HandoffRecord] = {}
-    anchor: HandoffRecord | None = None
-    timings: dict[str, float] = {}
-    render_segment_task = render_task_from_settings()
+    job, state = prepare_job(request)
+    plan: ShotPlan | None = None
+    graph: RunGraph | None = None
+    outcome = Outcome()
     try:
-        for shot in plan.shots:
-            seed = handoffs.get(shot.index - 1) if shot.continues_previous else None
-            previous = segments[-1] if segments else None
-            record = render_segment_task(job, shot, seed, takes.get(shot.index, 1), previous)
-            segments.append(record)
-            if shot.index < len(plan.shots):
-                handoffs[shot.index] = extract_handoff_task(job, record, anchor)
-                anchor = anchor or handoffs[shot.index]
-            progress.step(f"segment {shot.index}/{len(plan.shots)} rendered")
-        final = merge_segments_task(job, plan, segments, handoffs)
-        progress.step(f"merged: {final.duration:.1f} s")
-    except BaseException as exc:
-        timings["total_s"] = round(time.monotonic() - started, 3)
-        failed_at = len(segments) + 1 if len(segments) < len(plan.shots) else None
-        publish_report(job, plan, segments, handoffs, None, timings, failed_at, f"{type(exc).__name__}: {exc}")
-        raise
-    timings["total_s"] = round(time.monotonic() - started, 3)
-    manifest_url, cost = publish_report(job, plan, segments, handoffs, final, timings)
+        plan = plan_shots(job, PlanStep(), {})
+        graph = graph_for(request, plan, state)
+        progress = Progress(job, len(graph.steps))
+        outcome = execute(graph, PrefectRunner(job), max_parallel=max_parallel(request), on_step=progress.step)
+    except BaseException as exc:  # planning failed, or the flow itself was interrupted
+        outcome.error = exc
+    error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error else None
+    timings = {"total_s": round(time.monotonic() - started, 3)}
+    failed_step = outcome.failed.id if outcome.failed else ("plan" if plan is None and error else None)
+    manifest = publish_report(job, plan, graph, outcome.records, timings, error, failed_step)
+    if outcome.error is not None:
+        raise outcome.error
+    final = outcome.records["merge"]
+    assert isinstance(final, FinalRecord)
     return ExtendResult(
         job_id=job.job_id,
+        continuity=request.continuity,
         video_url=final.url,
         link=final.link,
         duration=final.duration,
-        segments=len(segments),
-        cost_usd=cost,
+        segments=len(manifest.segments),
+        cost_usd=manifest.cost_usd,
         merge=final.method,
-        manifest_url=manifest_url,
+        manifest_url=f"{manifest.storage}/{layout.MANIFEST}",
     )

@@ -53,7 +53,7 @@ class MediaError(SoraExtendError):
 
 
 class ProviderError(SoraExtendError):
-    """A video or planning provider failed. Carries enough context to name the failing segment."""
+    """A video, image or planning provider failed. Carries enough context to name the failing step."""
 
     def __init__(
         self,
@@ -61,7 +61,7 @@ class ProviderError(SoraExtendError):
         *,
         provider: str = "",
         model: str = "",
-        segment: int | None = None,
+        step: str | None = None,
         request_id: str | None = None,
         status_code: int | None = None,
         retry_after: float | None = None,
@@ -70,7 +70,7 @@ class ProviderError(SoraExtendError):
         self.reason = reason
         self.provider = provider
         self.model = model
-        self.segment = segment
+        self.step = step  # "segment 3", "keyframe 0"
         self.request_id = request_id
         self.status_code = status_code
         self.retry_after = retry_after
@@ -80,8 +80,8 @@ class ProviderError(SoraExtendError):
 
     def _describe(self) -> str:
         where = []
-        if self.segment is not None:
-            where.append(f"segment {self.segment}")
+        if self.step is not None:
+            where.append(self.step)
         if self.provider or self.model:
             where.append(f"{self.provider}/{self.model}".strip("/"))
         if self.request_id:
@@ -89,9 +89,9 @@ class ProviderError(SoraExtendError):
         prefix = f"[{', '.join(where)}] " if where else ""
         return f"{prefix}{self.reason}"
 
-    def for_segment(self, segment: int) -> ProviderError:
-        """The same error, naming the segment it happened on (providers do not know it)."""
-        self.segment = segment
+    def for_step(self, step: str) -> ProviderError:
+        """The same error, naming the step it happened on (providers do not know it)."""
+        self.step = step
         self.args = (self._describe(),)
         return self
 

@@ -1,4 +1,4 @@
-"""The request ledger: which paid request belongs to which segment content key.
+"""The request ledger: which paid request belongs to which content key (a segment's or a keyframe's).
 
 An entry is written *before* submitting (state "submitting") and updated with the provider's request
 id the moment it exists ("submitted"). A retry, a new run or a restarted worker that finds an entry
@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from sora_extend import layout
 from sora_extend.storage.store import JobStore
 
 LedgerState = Literal["submitting", "submitted", "completed", "failed"]
@@ -33,7 +34,8 @@ class Attempt(BaseModel):
 
 class LedgerEntry(BaseModel):
     key: str
-    segment: int
+    kind: Literal["segment", "keyframe"] = "segment"
+    segment: int = Field(..., description="The segment's (or keyframe's) number.")
     take: int = 1
     provider: str
     model: str
@@ -52,21 +54,17 @@ class Ledger:
     def __init__(self, store: JobStore) -> None:
         self.store = store
 
-    @staticmethod
-    def _rel(key: str) -> str:
-        return f"ledger/{key}.json"
-
     def get(self, key: str) -> LedgerEntry | None:
-        return self.store.read_model(self._rel(key), LedgerEntry)
+        return self.store.read_model(layout.ledger_entry(key), LedgerEntry)
 
     def put(self, entry: LedgerEntry) -> LedgerEntry:
         entry.updated_at = utcnow()
-        self.store.write_json(self._rel(entry.key), entry)
+        self.store.write_json(layout.ledger_entry(entry.key), entry)
         return entry
 
     def entries(self) -> list[LedgerEntry]:
         found = []
-        for name in self.store.listdir("ledger"):
+        for name in self.store.listdir(layout.LEDGER_DIR):
             if name.endswith(".json"):
                 entry = self.get(name.removesuffix(".json"))
                 if entry is not None:
@@ -80,6 +78,12 @@ class Ledger:
             total += entry.cost_usd if entry.billed else 0.0
             total += sum(attempt.cost_usd for attempt in entry.history if attempt.billed)
         return round(total, 4)
+
+    def committed_usd(self) -> float:
+        """What this job has spent or may be spending: billed requests plus submissions under way, so
+        generations submitted at once cannot pass the budget together."""
+        submitting = sum(entry.cost_usd for entry in self.entries() if entry.state == "submitting")
+        return round(self.spent_usd() + submitting, 4)
 
     def retire(self, entry: LedgerEntry) -> LedgerEntry:
         """Move the current request into history, making room for a new submission under the same key."""

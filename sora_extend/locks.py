@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sora_extend import layout
+
 if TYPE_CHECKING:
     from sora_extend.storage.store import JobStore
 
@@ -56,7 +58,7 @@ def key_lock(lock_dir: Path, key: str, timeout_s: float) -> Iterator[None]:
 
 @contextmanager
 def storage_lock(store: JobStore, key: str, ttl_s: float, timeout_s: float) -> Iterator[None]:
-    rel = f"locks/{key}.json"
+    rel = layout.lock(key)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + timeout_s
     while True:

@@ -1,8 +1,8 @@
-"""The shot plan: a shared story bible plus one shot per segment.
+"""The shot plan: a shared story bible, one shot per segment and (keyframes mode) one still per boundary.
 
-`Shot.prompt` is exactly what a provider receives: the story bible is repeated in every prompt and
-segment k>1 says it continues from the previous segment's final frame, so a model that sees one
-segment at a time still keeps characters, style and light.
+`Shot.prompt` and `Still.prompt` are exactly what a provider receives: the story bible is repeated in
+every prompt and segment k>1 says how it continues the previous one, so a model that sees one piece at
+a time still keeps characters, style and light.
 """
 
 from __future__ import annotations
@@ -52,6 +52,21 @@ class Shot(BaseModel):
         return self.index > 1 and self.transition_in != "cut"
 
 
+class Still(BaseModel):
+    """A keyframe: the still at a boundary. Still 0 opens shot 1; still k ends shot k and opens shot k+1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(..., ge=0)
+    description: str = Field(..., min_length=1, description="What the still shows.")
+    edit_of: int | None = Field(
+        None,
+        ge=0,
+        description="The still this one is an edit of (identity one hop from it); empty = drawn from the text.",
+    )
+    prompt: str = Field(..., min_length=1, description="The full prompt sent to the image model.")
+
+
 class ShotPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,6 +75,7 @@ class ShotPlan(BaseModel):
     planner: str = Field(..., description="Which planner wrote it (and model, for LLM planners).")
     bible: StoryBible
     shots: list[Shot]
+    stills: list[Still] = Field(default_factory=list, description="Keyframes mode: one still per boundary (N+1).")
 
     @property
     def total_seconds(self) -> int:

@@ -17,13 +17,31 @@ from typing import Annotated, Any, Literal
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sora_extend.catalogue import PROVIDERS, RESOLUTION_SIZES, ModelSpec, load_catalogue
+from sora_extend.catalogue import (
+    DEFAULT_KEYFRAME_MODEL,
+    DEFAULT_MODEL,
+    PROVIDERS,
+    RESOLUTION_SIZES,
+    ImageModelSpec,
+    ModelSpec,
+    load_catalogue,
+)
 from sora_extend.errors import InputError
 
 Aspect = Literal["16:9", "9:16"]
 Resolution = Literal["360p", "480p", "512p", "720p", "768p", "1024p", "1080p", "1440p", "2160p"]
 Transition = Literal["continuous", "crossfade", "cut", "auto"]
 PromptLanguage = Literal["source", "english"]
+Continuity = Literal["chain", "keyframes", "extend"]
+CONTINUITY_HELP = (
+    "How each clip continues the previous one. chain: image-to-video from the previous clip's last frame "
+    "(one clip after another). keyframes: stills for every boundary first (one image model call each, all at "
+    "once), then every clip at once from keyframe k to keyframe k+1; faster, identity anchored to one still, "
+    "and re-rendering a clip re-renders only that clip. extend: the model continues its own video."
+)
+# Fields added after job ids were first derived from the request: left out of the identity while at their
+# defaults, so a job started by an earlier version is found (and resumed, not paid again) by this one.
+_LATER_FIELDS = {"continuity": "chain", "keyframe_model": None}
 
 MAX_SEGMENTS = 60
 MAX_PROMPT_CHARS = 4000
@@ -179,8 +197,36 @@ class ExtendRequest(BaseModel):
     rerender: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=list,
         title="Re-render segments",
-        description="1-based segment numbers to render again; later segments follow from the new frames.",
+        description="1-based segment numbers to render again. chain: later segments follow from the new frames "
+        "and are rendered again too; keyframes: only the chosen segments.",
         json_schema_extra=_ui(18),
+    )
+    continuity: Continuity = Field(
+        "chain", title="Continuity mode", description=CONTINUITY_HELP, json_schema_extra=_ui(19)
+    )
+    keyframe_model: str | None = Field(
+        None,
+        title="Keyframe image model",
+        description="keyframes mode: the image model that renders the stills (see `sora-extend models`). "
+        "Empty = preview-still offline, nano-banana-2 on fal.",
+        json_schema_extra=_ui(20, examples=["preview-still", "nano-banana-2"]),
+    )
+    rerender_keyframes: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list,
+        title="Re-render keyframes",
+        description="keyframes mode: keyframe numbers (0 = the opening still, k = the end of segment k) to render "
+        "again; only the two segments that touch a keyframe are rendered again (all of them for keyframe 0, "
+        "which every other keyframe is edited from).",
+        json_schema_extra=_ui(21),
+    )
+    max_parallel: int | None = Field(
+        None,
+        ge=1,
+        title="Generations at once",
+        description="Cap on paid generations this run has in flight at once. Empty = as many as the mode allows "
+        "(keyframes: every clip at once) and the model's default cap; Prefect's per-provider concurrency "
+        "limits still apply on top.",
+        json_schema_extra=_ui(22),
     )
 
     @field_validator("prompt")
@@ -222,6 +268,9 @@ class ExtendRequest(BaseModel):
             self.resolution = spec.default_resolution  # type: ignore[assignment]
         elif self.resolution not in spec.resolutions:
             raise InputError("resolution", f"{self.resolution} is not allowed for {spec.id}", spec.resolutions)
+        if self.seconds not in spec.duration.allowed(self.resolution or spec.default_resolution):
+            allowed = _spans(spec.duration.allowed(self.resolution or spec.default_resolution))
+            raise InputError("seconds", f"{self.seconds} is not allowed for {spec.id} at {self.resolution}", allowed)
         if self.transitions is not None and len(self.transitions) != self.segments - 1:
             raise InputError(
                 "transitions",
@@ -232,13 +281,42 @@ class ExtendRequest(BaseModel):
         if out_of_range:
             raise InputError("rerender", f"segment(s) {out_of_range} do not exist", f"1-{self.segments}")
         self.rerender = sorted(set(self.rerender))
+        self._check_continuity(spec)
         return self
+
+    def _check_continuity(self, spec: ModelSpec) -> None:
+        catalogue = load_catalogue()
+        if self.continuity == "extend":
+            raise InputError(
+                "continuity", "'extend' (the model continues its own video) is not available yet", "chain, keyframes"
+            )
+        if self.continuity != "keyframes":
+            if self.keyframe_model is not None or self.rerender_keyframes:
+                field = "keyframe_model" if self.keyframe_model is not None else "rerender_keyframes"
+                raise InputError(field, f"only applies to continuity 'keyframes', not '{self.continuity}'")
+            return
+        if not spec.takes_end_image:
+            capable = [i for i in catalogue.ids() if catalogue.models[i].takes_end_image]
+            raise InputError(
+                "model",
+                f"{spec.id} takes no end image, so it cannot render between keyframes (continuity 'keyframes')",
+                capable,
+            )
+        self.keyframe_model = catalogue.image(self.keyframe_model or DEFAULT_KEYFRAME_MODEL[self.provider]).id
+        beyond = [index for index in self.rerender_keyframes if index > self.segments]
+        if beyond:
+            raise InputError("rerender_keyframes", f"keyframe(s) {beyond} do not exist", f"0-{self.segments}")
+        self.rerender_keyframes = sorted(set(self.rerender_keyframes))
 
     # ------------------------------------------------------------------ derived values
 
     @property
     def spec(self) -> ModelSpec:
         return load_catalogue().get(self.model or _default_model(self.provider), self.provider)
+
+    @property
+    def keyframe_spec(self) -> ImageModelSpec | None:
+        return load_catalogue().image(self.keyframe_model) if self.keyframe_model else None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -265,8 +343,12 @@ class ExtendRequest(BaseModel):
         return int.from_bytes(hashlib.sha256(self.prompt.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
     def identity(self) -> dict[str, Any]:
-        """The fields that decide what the video is. Budget, storage and re-render choices do not."""
-        return self.model_dump(exclude={"budget_usd", "storage", "rerender"})
+        """The fields that decide what the video is. Budget, storage, parallelism and re-render choices do not."""
+        fields = self.model_dump(exclude={"budget_usd", "storage", "rerender", "rerender_keyframes", "max_parallel"})
+        for name, default in _LATER_FIELDS.items():
+            if fields[name] == default:
+                del fields[name]
+        return fields
 
     def job_id(self) -> str:
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
@@ -276,8 +358,6 @@ class ExtendRequest(BaseModel):
 
 
 def _default_model(provider: str) -> str:
-    from sora_extend.catalogue import DEFAULT_MODEL
-
     return DEFAULT_MODEL[provider]  # type: ignore[index]
 
 
@@ -289,7 +369,7 @@ def _spans(values: tuple[int, ...]) -> str:
     return ", ".join(str(value) for value in ordered)
 
 
-__all__ = ["RESOLUTION_SIZES", "ExtendRequest", "Transition", "normalise_storage_url"]
+__all__ = ["RESOLUTION_SIZES", "Continuity", "ExtendRequest", "Transition", "normalise_storage_url"]
 
 
 def explain(error: Exception) -> list[str]:

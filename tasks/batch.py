@@ -13,8 +13,8 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from sora_extend import layout
 from sora_extend.batch import BatchRequest, build_requests
-from sora_extend.pipeline.assemble import FINAL_REL, MANIFEST_REL
 from sora_extend.pipeline.job import Job, job_ref
 from sora_extend.pipeline.records import FinalRecord
 from sora_extend.request import ExtendRequest
@@ -44,15 +44,15 @@ def load_batch(batch: BatchRequest) -> list[ExtendRequest]:
 def _row(index: int, request: ExtendRequest, run_id: UUID, state: str, message: str) -> BatchRow:
     settings = storage_settings()
     job = Job(job_ref(request, settings), settings)
-    final = job.store.read_model("final.json", FinalRecord) if state == "COMPLETED" else None
-    manifest = job.store.read_json(MANIFEST_REL) if job.store.exists(MANIFEST_REL) else {}
+    final = job.store.read_model(layout.FINAL_RECORD, FinalRecord) if state == "COMPLETED" else None
+    manifest = job.store.read_json(layout.MANIFEST) if job.store.exists(layout.MANIFEST) else {}
     return BatchRow(
         video=index,
         prompt=request.prompt if len(request.prompt) <= 60 else request.prompt[:59] + "…",
         state=state,
         seconds=final.duration if final else None,
         cost_usd=manifest.get("cost_usd"),
-        link=final.link if final and job.store.exists(FINAL_REL) else "",
+        link=final.link if final and job.store.exists(layout.FINAL) else "",
         flow_run_id=str(run_id),
         error="" if state == "COMPLETED" else message,
     )

@@ -1,4 +1,4 @@
-"""Planning task: one shot plan per job, cached by the job's identity (which includes the planner)."""
+"""Planning task: one shot plan per job (cached by the job's identity, which includes the planner)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,21 @@ from prefect import task
 
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.planning import plan_job
+from sora_extend.pipeline.steps import PlanStep
 from sora_extend.plan import ShotPlan
 from sora_extend.planners import get_planner
-from tasks.policies import key_from, retry_only_transient
+from tasks.policies import CONTENT_KEY, retry_only_transient
 from tasks.secrets import settings_with_keys
-
-
-def plan_key(job: JobRef) -> str:
-    return f"plan-{job.job_id}-{job.generation}"
 
 
 @task(
     name="plan-shots",
-    cache_key_fn=key_from(plan_key),
+    cache_policy=CONTENT_KEY,
     result_serializer="json",
     retries=2,
     retry_delay_seconds=5,
     retry_condition_fn=retry_only_transient,
 )
-def plan_shots(job: JobRef) -> ShotPlan:
+def plan_shots(job: JobRef, step: PlanStep, inputs: dict[str, object]) -> ShotPlan:
     settings = settings_with_keys(job.request)
     return plan_job(Job(job, settings), get_planner(job.request.planner, settings))

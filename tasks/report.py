@@ -1,4 +1,4 @@
-"""Artifacts a person reads in the UI, and the manifest. Keys: lowercase letters, digits, dashes."""
+"""Artifacts a person reads in the UI, from the run's report. Keys: lowercase letters, digits, dashes."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from sora_extend.pipeline.assemble import write_manifest
+from sora_extend import layout
+from sora_extend.pipeline.assemble import Manifest
 from sora_extend.pipeline.job import Job, JobRef
-from sora_extend.pipeline.records import FinalRecord, HandoffRecord, SegmentRecord
-from sora_extend.pipeline.review import SeamRecord, seam_report, write_contact_sheet
+from sora_extend.pipeline.report import Report, write_report
+from sora_extend.pipeline.steps import RunGraph, WorkStep
 from sora_extend.plan import ShotPlan
 from tasks.secrets import storage_settings
 
@@ -35,26 +36,36 @@ class Progress:
             0.0, key=artifact_key(job, "progress"), description=f"Rendering {job.job_id}"
         )
 
-    def step(self, description: str) -> None:
+    def step(self, step: WorkStep, record: object | None, error: BaseException | None) -> None:
         self.done += 1
-        update_progress_artifact(self.id, min(100.0, 100.0 * self.done / self.steps), description=description)
+        what = f"{step.id} failed" if error else f"{step.id} done"
+        update_progress_artifact(self.id, min(100.0, 100.0 * self.done / self.steps), description=what)
 
 
-def shot_rows(plan: ShotPlan, segments: list[SegmentRecord], failed_at: int | None = None) -> list[dict[str, object]]:
-    by_index = {record.index: record for record in segments}
-    rows = []
-    for shot in plan.shots:
-        record = by_index.get(shot.index)
-        state = "rendered" if record else ("failed" if shot.index == failed_at else "pending")
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def piece_rows(plan: ShotPlan, manifest: Manifest) -> list[dict[str, object]]:
+    """One row per keyframe and per segment: what it is, who rendered it, what it cost, its state."""
+    rows: list[dict[str, object]] = []
+    keyframes = {record.index: record for record in manifest.keyframes}
+    segments = {record.index: record for record in manifest.segments}
+    failed = manifest.failed_step or ""
+    pieces = [(f"keyframe-{still.index:02d}", still.index, still.description, 0) for still in plan.stills]
+    pieces += [(f"segment-{shot.index:02d}", shot.index, shot.action, shot.seconds) for shot in plan.shots]
+    for step_id, index, text, seconds in pieces:
+        record = (keyframes if step_id.startswith("keyframe") else segments).get(index)
+        state = "failed" if step_id == failed else ("pending" if record is None else "rendered")
         if record is not None and record.resumed:
             state = "rendered (resumed)"
         rows.append(
             {
-                "segment": shot.index,
-                "prompt": shot.action if len(shot.action) <= 80 else shot.action[:79] + "…",
+                "piece": step_id,
+                "what": _short(text),
                 "model": record.model if record else "",
                 "request id": record.request_id if record else "",
-                "seconds": shot.seconds,
+                "seconds": seconds or "",
                 "cost (USD)": f"{record.cost_usd:.2f}" if record else "",
                 "state": state,
             }
@@ -62,48 +73,33 @@ def shot_rows(plan: ShotPlan, segments: list[SegmentRecord], failed_at: int | No
     return rows
 
 
-def publish_shot_table(
-    job: JobRef, plan: ShotPlan, segments: list[SegmentRecord], failed_at: int | None = None
-) -> None:
-    create_table_artifact(
-        shot_rows(plan, segments, failed_at),
-        key=artifact_key(job, "shots"),
-        description=f"Shots of {job.job_id}",
-    )
-
-
-def publish_seams(job: JobRef, seams: list[SeamRecord]) -> None:
-    if seams:
-        create_table_artifact(
-            [seam.model_dump() for seam in seams],
-            key=artifact_key(job, "seams"),
-            description="Per join: hand-off similarity, colour / motion / audio jumps (also seams.json)",
-        )
-
-
-def summary_markdown(
-    job: Job, plan: ShotPlan, segments: list[SegmentRecord], final: FinalRecord, cost: float, sheet_link: str
-) -> str:
+def summary_markdown(job: Job, plan: ShotPlan, report: Report) -> str:
+    manifest, final, sheet = report.manifest, report.manifest.final, report.contact_sheet_link
+    assert final is not None
     lines = [
         f"# {plan.title}",
         "",
         f"**Video:** [{final.link}]({final.link})  ",
         f"**Length:** {final.duration:.2f} s, {final.width}x{final.height}, {final.frames} frames, "
         f"audio {'yes' if final.has_audio else 'no'}  ",
+        f"**Continuity:** {job.request.continuity}  ",
         f"**Merge:** {final.method}, {final.merge_s:.2f} s  ",
-        f"**Cost:** ${cost:.2f} ({job.spec.provider}/{job.spec.id})  ",
+        f"**Cost:** ${manifest.cost_usd:.2f} ({job.spec.provider}/{job.spec.id})  ",
         f"**Job folder:** `{job.store.url()}`  ",
-        f"**Contact sheet** (first and last frame of every segment): [{sheet_link}]({sheet_link})",
+        f"**Contact sheet** (first and last frame of every segment): [{sheet}]({sheet})",
         "",
-        f"![contact sheet]({sheet_link})",
+        f"![contact sheet]({sheet})",
         "",
-        "| # | seconds | request id | cost | prompt |",
-        "|---|---|---|---|---|",
+        "| # | seconds | request id | cost | drift (colour / structure) | prompt |",
+        "|---|---|---|---|---|---|",
     ]
-    for record in segments:
+    drift = {figure.segment: figure for figure in report.drift}
+    for record in manifest.segments:
         prompt = record.prompt.replace("|", "/")
+        figure = drift.get(record.index)
+        moved = f"{figure.colour:.2f} / {figure.structure:.3f}" if figure else ""
         lines.append(
-            f"| {record.index} | {record.seconds} | `{record.request_id}` | ${record.cost_usd:.2f} | "
+            f"| {record.index} | {record.seconds} | `{record.request_id}` | ${record.cost_usd:.2f} | {moved} | "
             f"{prompt[:160]}{'…' if len(prompt) > 160 else ''} |"
         )
     return "\n".join(lines)
@@ -112,26 +108,31 @@ def summary_markdown(
 @task(name="publish-report", cache_policy=NO_CACHE)
 def publish_report(
     job: JobRef,
-    plan: ShotPlan,
-    segments: list[SegmentRecord],
-    handoffs: dict[int, HandoffRecord],
-    final: FinalRecord | None,
+    plan: ShotPlan | None,
+    graph: RunGraph | None,
+    records: dict[str, object],
     timings: dict[str, float],
-    failed_at: int | None = None,
     error: str | None = None,
-) -> tuple[str, float]:
-    """Write manifest.json and the run's artifacts, and mark the job completed (or failed, with `error`).
-    Returns the manifest's storage URL and everything billed for the job so far."""
+    failed_step: str | None = None,
+) -> Manifest:
+    """Write the report (manifest, seams, drift, contact sheet), mark the job completed or failed, and
+    publish the artifacts. Returns the manifest."""
     domain_job = Job(job, storage_settings())
-    manifest = write_manifest(domain_job, plan, segments, handoffs, final, timings)
-    domain_job.finish("failed" if error else "completed", error)
-    publish_shot_table(job, plan, segments, failed_at)
-    if final is not None:
-        publish_seams(job, seam_report(domain_job, plan, segments, handoffs, final))
-        sheet_link = write_contact_sheet(domain_job, segments)
+    report = write_report(domain_job, plan, graph, records, timings, error=error, failed_step=failed_step)
+    if plan is not None:
+        create_table_artifact(
+            piece_rows(plan, report.manifest), key=artifact_key(job, "shots"), description=f"Pieces of {job.job_id}"
+        )
+    if report.seams:
+        create_table_artifact(
+            [seam.model_dump() for seam in report.seams],
+            key=artifact_key(job, "seams"),
+            description=f"Per join: shared still, colour / motion / audio jumps (also {layout.SEAMS})",
+        )
+    if plan is not None and report.manifest.final is not None:
         create_markdown_artifact(
-            summary_markdown(domain_job, plan, segments, final, manifest.cost_usd, sheet_link),
+            summary_markdown(domain_job, plan, report),
             key=artifact_key(job, "summary"),
             description="Final video and shot list",
         )
-    return domain_job.store.url("manifest.json"), manifest.cost_usd
+    return report.manifest

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from sora_extend.media.probe import probe
 from tests.media_factory import read_index, write_clip
 
@@ -104,7 +104,7 @@ def test_models_and_estimate(capsys: pytest.CaptureFixture[str]) -> None:
         == 0
     )
     out = capsys.readouterr().out
-    assert "6 x 10 s = 60 s" in out and "$0.336 per second" in out and "$20.16" in out
+    assert "6 x 10 s = 60 s" in out and "$0.168 per second" in out and "$10.08" in out
 
 
 def test_frame_and_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -115,10 +115,16 @@ def test_fal_rejects_what_the_models_reject(fal: FalEmulator, fal_sdk: fal_clien
         (WAN_I2V, {"prompt": "p", "image_url": png, "duration": "2"}, 422, "duration"),  # wan wants an integer
         ("fal-ai/veo3.1/fast/image-to-video", {"prompt": "p", "image_url": png, "duration": "8"}, 422, "duration"),
         ("bytedance/seedance-2.0/image-to-video", {"prompt": "p", "image_url": png, "duration": 5}, 422, "duration"),
-        (WAN_I2V, {"prompt": "p", "duration": 2}, 422, "image_url"),
-        (WAN_I2V, {"image_url": png}, 422, "prompt"),
+        (
+            "fal-ai/veo3.1/fast/first-last-frame-to-video",
+            {"prompt": "p", "first_frame_url": png},
+            422,
+            "last_frame_url",
+        ),
+        (WAN_T2V, {"duration": 2}, 422, "prompt"),
         (WAN_T2V, {"prompt": "p", "resolution": "4k"}, 422, "resolution"),
-        (WAN_T2V, {"prompt": "p", "aspect_ratio": "4:3"}, 422, "aspect_ratio"),
+        (WAN_T2V, {"prompt": "p", "aspect_ratio": "21:9"}, 422, "aspect_ratio"),
+        (WAN_T2V, {"prompt": "p", "seed": "7"}, 422, "seed"),
         ("fal-ai/sora-2/image-to-video", {"prompt": "p", "image_url": png}, 404, None),  # retired
         ("fal-ai/no-such/model", {"prompt": "p"}, 404, None),
     ]
@@ -133,7 +139,7 @@ def test_fal_rejects_what_the_models_reject(fal: FalEmulator, fal_sdk: fal_clien
         stranger.submit(WAN_T2V, {"prompt": "p"})
     stranger._client.close()
     assert caught.value.status_code == 401
-    assert fal.submissions == [] and len(fal.rejections) == 7
+    assert fal.submissions == [] and len(fal.rejections) == 8
 
 
 def test_fal_failed_generations(fal: FalEmulator, fal_sdk: fal_client.SyncClient) -> None:
@@ -209,7 +215,7 @@ def test_fal_uploads(fal: FalEmulator, fal_sdk: fal_client.SyncClient, monkeypat
     assert [httpx.get(u).content for u in (url, fallback, multipart)] == [png] * 3
 
     # An uploaded file works as an image URL; a portrait image gives a portrait clip size.
-    handle = fal_sdk.submit(WAN_I2V, {"prompt": "p", "image_url": url, "duration": 2})
+    handle = fal_sdk.submit(WAN_I2V, {"prompt": "p", "image_url": url, "duration": 2, "resolution": "720p"})
     plan = fal.requests[handle.request_id].plan
     assert plan is not None and (plan.clip.width, plan.clip.height) == (720, 1280)
     handle.cancel()

@@ -21,12 +21,8 @@ from prefect.exceptions import ParameterTypeError
 from flows.extend import extend_video
 from sora_extend.errors import BudgetExceededError, MissingKeyError, TerminalProviderError
 from sora_extend.pipeline.job import Job, job_ref
-from sora_extend.pipeline.planning import plan_job
-from sora_extend.pipeline.segment import render_segment
-from sora_extend.planners import get_planner
-from sora_extend.providers import get_provider
+from sora_extend.pipeline.run import run_job
 from sora_extend.request import ExtendRequest
-from sora_extend.settings import get_settings
 from sora_extend.storage.store import JobStore
 from tests.emulators import Fault
 
@@ -138,14 +134,11 @@ def test_content_policy_fails_the_run_keeps_finished_segments_and_a_rerun_pays_o
 def test_budget_stops_before_the_submission_that_would_pass_it(fal_emulator: Any, storage_url: str) -> None:
     request = tiny("Budget guard", budget_usd=0.25)  # 0.15 per segment
     job = Job(job_ref(request))
-    plan = plan_job(job, get_planner("template"))
-    provider = get_provider(job.spec, get_settings())
-    first = render_segment(job, plan.shots[0], None, provider)
-    with pytest.raises(BudgetExceededError, match="submitting segment 2 would cost"):
-        render_segment(job, plan.shots[1], None, provider, previous=first)
-    provider.close()
+    _, outcome = run_job(job)
+    assert isinstance(outcome.error, BudgetExceededError) and outcome.failed is not None
+    assert "submitting segment 2 would cost" in str(outcome.error) and outcome.failed.id == "segment-02"
     assert per_segment(fal_emulator, request) == [1, 0, 0]
-    assert job.store.exists(first.path)
+    assert job.store.exists(outcome.records["segment-01"].path)
 
 
 def test_budget_refuses_a_run_before_planning(prefect_harness: None, fal_emulator: Any, storage_url: str) -> None:

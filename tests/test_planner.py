@@ -13,7 +13,7 @@ KOREAN = "한 마리 고양이가 서울의 밤거리를 걷는다"
 def test_korean_prompt_plans_in_korean_with_the_bible_in_every_shot() -> None:
     request = ExtendRequest(prompt=KOREAN, segments=5, seconds=4)
     plan = get_planner("template").plan(request)
-    validate_plan(plan, 5, 4)
+    validate_plan(plan, request)
     assert plan.language == "ko"
     assert "밤" in plan.bible.light  # night light picked from the prompt
     for shot in plan.shots:

@@ -41,7 +41,7 @@ def _data_uri_sha(value: str) -> str:
         ("veo31-fast", 4, "720p", "4s"),  # "Ns" strings
         ("kling-v3-pro", 3, "1080p", "3"),  # numeric strings
         ("wan27", 2, "720p", 2),  # integers
-        ("hailuo02", 6, "512p", "6"),  # numeric strings; hand-off frames uploaded to fal's CDN
+        ("hailuo02", 6, "768p", "6"),  # numeric strings; hand-off frames uploaded to fal's CDN
     ],
 )
 def test_fal_models_end_to_end(
@@ -90,7 +90,7 @@ def test_fal_models_end_to_end(
     assert key not in json.dumps(manifest)
 
 
-def test_openai_compatible_videos_with_native_extension(
+def test_openai_compatible_videos_chain_from_handoff_frames(
     prefect_harness: None, openai_emulator, storage_url: str
 ) -> None:
     request = ExtendRequest(prompt="A tram crosses a snowy bridge", provider="openai", segments=3, seconds=4)
@@ -98,16 +98,12 @@ def test_openai_compatible_videos_with_native_extension(
         warnings.simplefilter("error", DeprecationWarning)  # our calls must not leak the SDK's Sora warning
         result = extend_video(request=request)
     created = openai_emulator.submissions
-    assert [s.kind for s in created] == ["create", "extend", "extend"]
+    assert [s.kind for s in created] == ["create", "create", "create"]
     assert created[0].model == "seedance-1-0-pro"
     assert [s.seconds for s in created] == ["4", "4", "4"] and created[0].size == "1280x720"
     store = JobStore(storage_url, result.job_id)
-    ledger = store.read_json("manifest.json")["ledger"]
-    assert [s.source for s in created[1:]] == [ledger[0]["request_id"], ledger[1]["request_id"]]
     info = probe(Path(store.path("final.mp4")))
     assert info.duration == pytest.approx(12.0, abs=0.1)
-    for index in (2, 3):  # each extension came back stitched; only its new part is kept
-        assert probe(Path(store.path(f"segments/{index:02d}.mp4"))).duration == pytest.approx(4.0, abs=0.1)
 
 
 def test_openai_planner_plans_korean_and_retries_once(openai_emulator) -> None:
@@ -141,7 +137,8 @@ def test_openai_planner_gives_up_after_two_bad_plans_or_falls_back(
 
 def _tiny_generation(seconds: int) -> GenerationRequest:
     return GenerationRequest(
-        segment=1,
+        label="segment 1",
+        index=1,
         content_key="k",
         model="tiny-fal",
         prompt="x",

@@ -65,7 +65,7 @@ def test_forty_segments_and_more_are_allowed() -> None:
         ({"prompt": "x", "resolution": "2160p"}, "resolution: 2160p is not allowed for preview"),
         (
             {"prompt": "x", "provider": "fal", "model": "veo31-fast", "resolution": "480p"},
-            "resolution: 480p is not allowed for veo31-fast (allowed: 720p, 1080p)",
+            "resolution: 480p is not allowed for veo31-fast (allowed: 720p, 1080p, 2160p)",
         ),
         ({"prompt": "x", "provider": "runway"}, "provider: Input should be 'preview', 'fal' or 'openai'"),
         (

@@ -17,12 +17,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFi
 
 from flows.extend import extend_video
 from sora_extend.media.probe import probe
-from sora_extend.pipeline.handoff import extract_handoff
 from sora_extend.pipeline.job import Job, job_ref
-from sora_extend.pipeline.planning import plan_job
-from sora_extend.pipeline.segment import render_segment
-from sora_extend.planners import get_planner
-from sora_extend.providers.preview import PreviewProvider
+from sora_extend.pipeline.run import run_job
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import get_settings
 from sora_extend.storage.store import JobStore
@@ -77,11 +73,7 @@ def test_flow_on_s3_writes_where_the_manifest_says_and_leaks_no_secret(prefect_h
 def test_a_second_worker_with_an_empty_disk_resumes_from_s3(api_url: str, s3_storage: str, tmp_path: Path) -> None:
     request = ExtendRequest(prompt="Paper cranes fold themselves", segments=3, seconds=1, resolution="360p")
     job = Job(job_ref(request))
-    plan = plan_job(job, get_planner("template"))
-    provider = PreviewProvider(job.spec, get_settings())
-    first = render_segment(job, plan.shots[0], None, provider)
-    handoff = extract_handoff(job, first, request.size)
-    render_segment(job, plan.shots[1], handoff, provider, previous=first)
+    assert run_job(job, until={"segment-02"})[1].ok  # worker A got this far
     before = _objects(s3_storage)
 
     env = {

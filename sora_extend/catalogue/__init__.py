@@ -1,7 +1,7 @@
-"""The model catalogue: one data table (models.toml) describing every model the pipeline can use.
+"""The model catalogue: one data table (models.toml) of every video and image model the pipeline can use.
 
-Code never branches on a model's name: the provider adapters read field names, duration wire types,
-allowed values and prices from `ModelSpec`. Users add or override rows with their own TOML file.
+`[models.<id>]` rows are video models, `[images.<id>]` rows image models (keyframe stills). Users add or
+override rows with their own TOML file, merged over the shipped one field by field.
 """
 
 from __future__ import annotations
@@ -10,156 +10,67 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
+from sora_extend.catalogue.specs import (
+    PROVIDERS,
+    RESOLUTION_SIZES,
+    DurationSpec,
+    Endpoints,
+    ImageModelSpec,
+    ModelSpec,
+    PriceSpec,
+    ProviderName,
+)
 from sora_extend.errors import InputError
+from sora_extend.settings import get_settings
 
-ProviderName = Literal["preview", "fal", "openai"]
-PROVIDERS: tuple[ProviderName, ...] = ("preview", "fal", "openai")
 DEFAULT_MODEL: dict[ProviderName, str] = {
     "preview": "preview",
     "fal": "veo31-fast",
     "openai": "openai-compatible",
 }
-
-# Pixel sizes for the 16:9 form of each resolution label; 9:16 swaps them. Even numbers for yuv420p.
-RESOLUTION_SIZES: dict[str, tuple[int, int]] = {
-    "360p": (640, 360),
-    "480p": (854, 480),
-    "512p": (912, 512),
-    "720p": (1280, 720),
-    "768p": (1366, 768),
-    "1024p": (1792, 1024),
-    "1080p": (1920, 1080),
-    "1440p": (2560, 1440),
-    "2160p": (3840, 2160),
+# The image model that renders keyframes when the request names none, by the video provider.
+DEFAULT_KEYFRAME_MODEL: dict[ProviderName, str] = {
+    "preview": "preview-still",
+    "fal": "nano-banana-2",
+    "openai": "nano-banana-2",
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _live(rows: dict[str, Any], provider: str | None = None) -> list[str]:
+    return [i for i, spec in rows.items() if spec.status == "live" and (provider is None or spec.provider == provider)]
 
 
-class Endpoints(_Strict):
-    text_to_video: str | None = None
-    image_to_video: str | None = None
-    first_last_frame: str | None = None
-    extend: str | None = None
-
-
-class DurationSpec(_Strict):
-    field: str = "duration"
-    wire: Literal["int", "string", "seconds_suffix"]
-    values: tuple[int, ...]
-    default: int
-
-    @model_validator(mode="after")
-    def _default_is_allowed(self) -> DurationSpec:
-        if self.default not in self.values:
-            raise ValueError(f"duration.default {self.default} is not in duration.values {list(self.values)}")
-        return self
-
-    def to_wire(self, seconds: int) -> int | str:
-        if self.wire == "int":
-            return seconds
-        if self.wire == "string":
-            return str(seconds)
-        return f"{seconds}s"
-
-
-class PriceSpec(_Strict):
-    per_second: float = Field(ge=0)
-    per_second_audio: float | None = Field(None, ge=0)
-    by_resolution: dict[str, float] = Field(default_factory=dict)
-    by_resolution_audio: dict[str, float] = Field(default_factory=dict)
-
-    def rate(self, resolution: str, audio: bool) -> float:
-        """USD per second of output for this resolution, with or without generated audio."""
-        if audio and self.per_second_audio is not None:
-            return self.by_resolution_audio.get(resolution, self.per_second_audio)
-        return self.by_resolution.get(resolution, self.per_second)
-
-
-class ModelSpec(_Strict):
-    id: str
-    provider: ProviderName
-    family: str
-    status: Literal["live", "retired"] = "live"
-    notes: str = ""
-    retired_note: str = ""
-    alternatives: tuple[str, ...] = ()
-    wire_model: str | None = None
-    native_extend: bool = False
-    endpoints: Endpoints
-    image_field: str | None = None
-    first_frame_field: str | None = None
-    last_frame_field: str | None = None
-    image_transport: Literal["data_uri", "upload"] = "data_uri"
-    duration: DurationSpec
-    extend_seconds: tuple[int, ...] = ()
-    aspects: tuple[str, ...]
-    aspect_field: str | None = None
-    aspect_on_image_to_video: bool = True
-    resolution_field: str | None = None
-    resolutions: dict[str, str]
-    default_resolution: str
-    audio_field: str | None = None
-    seed_field: str | None = None
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    fps: int = 24
-    price: PriceSpec
-    price_source: str = ""
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ModelSpec:
-        unknown = [label for label in self.resolutions if label not in RESOLUTION_SIZES]
-        if unknown:
-            raise ValueError(f"unknown resolution labels {unknown}; known: {list(RESOLUTION_SIZES)}")
-        if self.default_resolution not in self.resolutions:
-            raise ValueError(f"default_resolution {self.default_resolution!r} is not in resolutions")
-        if self.endpoints.image_to_video and self.provider == "fal" and not self.image_field:
-            raise ValueError("a fal model with an image_to_video endpoint needs image_field")
-        return self
-
-    @property
-    def supports_audio(self) -> bool:
-        return self.audio_field is not None
-
-    def size(self, aspect: str, resolution: str) -> tuple[int, int]:
-        width, height = RESOLUTION_SIZES[resolution]
-        return (width, height) if aspect == "16:9" else (height, width)
-
-    def price_per_second(self, resolution: str, audio: bool) -> float:
-        return self.price.rate(resolution, audio and self.supports_audio)
-
-    def cost(self, seconds: int, resolution: str, audio: bool) -> float:
-        return round(seconds * self.price_per_second(resolution, audio), 4)
-
-    def retired_message(self) -> str:
-        alternatives = ", ".join(self.alternatives) or "see `sora-extend models`"
-        return f"model '{self.id}' is retired: {self.retired_note} Live alternatives: {alternatives}"
+def _get(rows: dict[str, Any], model_id: str, *, field: str, what: str, provider: str | None, hint: str) -> Any:
+    """A live row, or an InputError naming `field` and the live alternatives."""
+    spec = rows.get(model_id)
+    if spec is None:
+        raise InputError(field, f"unknown {what} '{model_id}'{hint}", _live(rows, provider) or _live(rows))
+    if provider is not None and spec.provider != provider:
+        raise InputError(
+            field, f"'{model_id}' is a {spec.provider} model, not a {provider} model", _live(rows, provider)
+        )
+    if spec.status == "retired":
+        raise InputError(field, spec.retired_message(), _live(rows, spec.provider))
+    return spec
 
 
 class Catalogue(BaseModel):
     models: dict[str, ModelSpec]
+    images: dict[str, ImageModelSpec]
 
     def get(self, model_id: str, provider: str | None = None) -> ModelSpec:
-        """The spec for a model, refusing unknown, mismatched and retired models with a clear message."""
-        spec = self.models.get(model_id)
-        if spec is None:
-            choices = self.ids(provider) if provider in PROVIDERS else self.ids()
-            raise InputError("model", f"unknown model '{model_id}'", choices)
-        if provider is not None and spec.provider != provider:
-            raise InputError(
-                "model",
-                f"'{model_id}' is a {spec.provider} model, not a {provider} model",
-                self.ids(provider),
-            )
-        if spec.status == "retired":
-            raise InputError("model", spec.retired_message(), self.ids(spec.provider))
-        return spec
+        """The spec for a video model, refusing unknown, mismatched and retired models with a clear message."""
+        hint = f" ('{model_id}' is an image model: use it as keyframe_model)" if model_id in self.images else ""
+        return _get(self.models, model_id, field="model", what="model", provider=provider, hint=hint)  # type: ignore[no-any-return]
+
+    def image(self, model_id: str) -> ImageModelSpec:
+        """The spec for a keyframe image model (any provider)."""
+        hint = f" ('{model_id}' is a video model, not an image model)" if model_id in self.models else ""
+        return _get(self.images, model_id, field="keyframe_model", what="image model", provider=None, hint=hint)  # type: ignore[no-any-return]
 
     def ids(self, provider: str | None = None, *, include_retired: bool = False) -> list[str]:
         return [
@@ -179,27 +90,32 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_rows(text: str, origin: str) -> dict[str, dict[str, Any]]:
+def _read_tables(text: str, origin: str) -> dict[str, dict[str, dict[str, Any]]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError("catalogue_file", f"{origin} is not valid TOML: {exc}") from exc
-    rows = data.get("models", {})
-    if not isinstance(rows, dict):
-        raise InputError("catalogue_file", f"{origin} must hold [models.<id>] tables")
-    return rows
+    tables = {name: data.get(name, {}) for name in ("models", "images")}
+    if not all(isinstance(rows, dict) for rows in tables.values()):
+        raise InputError("catalogue_file", f"{origin} must hold [models.<id>] and [images.<id>] tables")
+    return tables
 
 
 def build_catalogue(override_file: Path | None = None) -> Catalogue:
     """The shipped catalogue, with the rows of `override_file` merged over it field by field."""
-    rows = _read_rows(resources.files(__package__).joinpath("models.toml").read_text("utf-8"), "models.toml")
+    shipped = resources.files(__package__).joinpath("models.toml").read_text("utf-8")
+    tables = _read_tables(shipped, "models.toml")
     if override_file is not None:
         if not override_file.is_file():
             raise InputError("catalogue_file", f"{override_file} does not exist")
-        for model_id, row in _read_rows(override_file.read_text("utf-8"), str(override_file)).items():
-            rows[model_id] = _merge(rows.get(model_id, {}), row)
+        for name, rows in _read_tables(override_file.read_text("utf-8"), str(override_file)).items():
+            for model_id, row in rows.items():
+                tables[name][model_id] = _merge(tables[name].get(model_id, {}), row)
     try:
-        return Catalogue(models={model_id: ModelSpec(id=model_id, **row) for model_id, row in rows.items()})
+        return Catalogue(
+            models={model_id: ModelSpec(id=model_id, **row) for model_id, row in tables["models"].items()},
+            images={model_id: ImageModelSpec(id=model_id, **row) for model_id, row in tables["images"].items()},
+        )
     except ValueError as exc:
         raise InputError("catalogue_file", f"invalid catalogue row: {exc}") from exc
 
@@ -211,6 +127,21 @@ def _cached(override_file: Path | None) -> Catalogue:
 
 def load_catalogue() -> Catalogue:
     """The catalogue for this process's settings (cached per override file)."""
-    from sora_extend.settings import get_settings
-
     return _cached(get_settings().catalogue_file)
+
+
+__all__ = [
+    "DEFAULT_KEYFRAME_MODEL",
+    "DEFAULT_MODEL",
+    "PROVIDERS",
+    "RESOLUTION_SIZES",
+    "Catalogue",
+    "DurationSpec",
+    "Endpoints",
+    "ImageModelSpec",
+    "ModelSpec",
+    "PriceSpec",
+    "ProviderName",
+    "build_catalogue",
+    "load_catalogue",
+]

@@ -12,7 +12,7 @@ import numpy as np
 from moviepy import AudioClip, CompositeAudioClip, CompositeVideoClip, VideoFileClip, afx, vfx
 
 from sora_extend.media.audio import AUDIO_RATE
-from sora_extend.media.merge import JoinPlan, MergeResult
+from sora_extend.media.joins import JoinPlan, MergeResult
 from sora_extend.media.probe import probe
 
 

@@ -19,8 +19,9 @@ import numpy as np
 from sora_extend.media.audio import AUDIO_RATE, decode_audio_span
 from sora_extend.media.encode import Mp4Writer
 from sora_extend.media.frames import iter_frames
-from sora_extend.media.merge import JoinPlan, MergeResult, StreamCopyUnsupported, stream_copy_merge
+from sora_extend.media.joins import JoinPlan, MergeResult, StreamCopyUnsupported
 from sora_extend.media.probe import MediaInfo, probe
+from sora_extend.media.stream_copy import stream_copy_merge
 
 
 def groups(count: int, joins: Sequence[JoinPlan]) -> list[list[int]]:

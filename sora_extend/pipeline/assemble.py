@@ -4,76 +4,53 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Mapping
 from datetime import datetime
 from importlib import metadata
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from sora_extend.hashing import content_key, sha256_file
+from sora_extend import layout
+from sora_extend.hashing import sha256_file
 from sora_extend.ledger import LedgerEntry, utcnow
-from sora_extend.media.merge import JoinPlan, merge_videos
+from sora_extend.media.merge import merge_videos
 from sora_extend.media.probe import probe
 from sora_extend.pipeline.job import Job
-from sora_extend.pipeline.records import FinalRecord, HandoffRecord, JoinRecord, SegmentRecord
+from sora_extend.pipeline.joins import plan_joins
+from sora_extend.pipeline.keys import merge_key
+from sora_extend.pipeline.records import FinalRecord, HandoffRecord, JoinRecord, KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.steps import MergeStep
 from sora_extend.plan import ShotPlan
 
 logger = logging.getLogger(__name__)
-
-FINAL_REL = "final.mp4"
-MANIFEST_REL = "manifest.json"
+RecordT = TypeVar("RecordT")
 
 
-def plan_joins(
-    job: Job, plan: ShotPlan, segments: list[SegmentRecord], handoffs: dict[int, HandoffRecord]
-) -> list[JoinPlan]:
-    joins = []
-    for shot, after in zip(plan.shots[1:], segments[1:], strict=True):
-        before = shot.index - 1
-        handoff = handoffs.get(before)
-        seeded = handoff is not None and after.seeded_from_sha256 == handoff.sha256
-        transition = shot.transition_in
-        # The next clip starts on the hand-off frame; after any trim it is also this clip's last shown frame.
-        joins.append(
-            JoinPlan(
-                transition=transition,
-                dedupe_first_frame=transition == "continuous" and seeded,
-                trim_tail_frames=handoff.from_end if seeded and handoff is not None else 0,
-                crossfade_s=job.request.crossfade_seconds if transition == "crossfade" else 0.0,
-            )
-        )
-    return joins
-
-
-def merge_job(
-    job: Job, plan: ShotPlan, segments: list[SegmentRecord], handoffs: dict[int, HandoffRecord]
-) -> FinalRecord:
-    joins = plan_joins(job, plan, segments, handoffs)
+def merge_job(job: Job, step: MergeStep, inputs: Mapping[str, object]) -> FinalRecord:
+    """final.mp4 from the stored segments, joined as the run's records say (see `joins.py`)."""
+    segments = [inputs[segment_id] for segment_id in step.segments]
+    assert all(isinstance(record, SegmentRecord) for record in segments)
+    joins = plan_joins(step, inputs, job.request.crossfade_seconds)
     width, height = job.request.size
-    key = content_key(
-        "final",
-        segments=[s.sha256 for s in segments],
-        joins=[j.model_dump() for j in joins],
-        size=[width, height],
-        fps=job.spec.fps,
-    )
-    existing = job.store.read_model("final.json", FinalRecord)
-    if existing is not None and existing.key == key and job.store.size(FINAL_REL) == existing.bytes:
-        logger.info("merge: %s is already up to date", job.store.url(FINAL_REL))
+    key = merge_key(job.request, step, inputs)
+    existing = job.store.read_model(layout.FINAL_RECORD, FinalRecord)
+    if existing is not None and existing.key == key and job.store.size(layout.FINAL) == existing.bytes:
+        logger.info("merge: %s is already up to date", job.store.url(layout.FINAL))
         return existing
-    local_inputs = [job.cache.fetch(job.store, s.path, s.sha256) for s in segments]
+    local_inputs = [job.cache.fetch(job.store, s.path, s.sha256) for s in segments]  # type: ignore[attr-defined]
     output = job.cache.scratch(job.job_id) / f"{key}.mp4"
     result = merge_videos(local_inputs, output, joins, size=(width, height), fps=job.spec.fps)
     info = probe(output)
     assert info.video is not None
     sha = sha256_file(output)
-    job.store.put_file(output, FINAL_REL)
+    job.store.put_file(output, layout.FINAL)
     job.cache.adopt(output, sha)
     record = FinalRecord(
         key=key,
-        path=FINAL_REL,
-        url=job.store.url(FINAL_REL),
-        link=job.store.link(FINAL_REL, job.settings.link_ttl_s),
+        path=layout.FINAL,
+        url=job.store.url(layout.FINAL),
+        link=job.store.link(layout.FINAL, job.settings.link_ttl_s),
         sha256=sha,
         bytes=output.stat().st_size,
         duration=round(info.duration, 4),
@@ -86,7 +63,7 @@ def merge_job(
         merge_s=result.seconds,
         joins_at=result.joins_at,
     )
-    job.store.write_json("final.json", record)
+    job.store.write_json(layout.FINAL_RECORD, record)
     output.unlink(missing_ok=True)
     logger.info(
         "merge: %s, %.2f s, %d frames, %s in %.2f s",
@@ -103,8 +80,12 @@ class Manifest(BaseModel):
     job_id: str
     storage: str
     written_at: datetime = Field(default_factory=utcnow)
+    status: Literal["completed", "failed"]
+    error: str | None = Field(None, description="Why the run failed; every finished piece is listed and kept.")
+    failed_step: str | None = None
     request: dict[str, Any]
-    plan: ShotPlan
+    plan: ShotPlan | None
+    keyframes: list[KeyframeRecord] = Field(default_factory=list)
     segments: list[SegmentRecord]
     handoffs: list[HandoffRecord]
     final: FinalRecord | None
@@ -125,26 +106,39 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def records_of(records: Mapping[str, object], kind: type[RecordT]) -> list[RecordT]:
+    """The run's records of one kind, in order."""
+    found = [record for record in records.values() if isinstance(record, kind)]
+    return sorted(found, key=lambda record: getattr(record, "index", getattr(record, "segment", 0)))
+
+
 def write_manifest(
     job: Job,
-    plan: ShotPlan,
-    segments: list[SegmentRecord],
-    handoffs: dict[int, HandoffRecord],
-    final: FinalRecord | None,
+    plan: ShotPlan | None,
+    records: Mapping[str, object],
     timings: dict[str, float],
+    *,
+    error: str | None = None,
+    failed_step: str | None = None,
 ) -> Manifest:
+    """manifest.json: the request, the plan, every finished piece, every paid request and what it cost."""
+    finals = records_of(records, FinalRecord)
     manifest = Manifest(
         job_id=job.job_id,
         storage=job.store.url(),
+        status="failed" if error else "completed",
+        error=error,
+        failed_step=failed_step,
         request=job.request.model_dump(mode="json"),
         plan=plan,
-        segments=segments,
-        handoffs=[handoffs[i] for i in sorted(handoffs)],
-        final=final,
-        ledger=sorted(job.ledger.entries(), key=lambda e: (e.segment, e.created_at)),
+        keyframes=records_of(records, KeyframeRecord),
+        segments=records_of(records, SegmentRecord),
+        handoffs=records_of(records, HandoffRecord),
+        final=finals[0] if finals else None,
+        ledger=sorted(job.ledger.entries(), key=lambda e: (e.kind != "keyframe", e.segment, e.created_at)),
         cost_usd=job.ledger.spent_usd(),
         timings=timings,
         versions=_versions(),
     )
-    job.store.write_json(MANIFEST_REL, manifest)
+    job.store.write_json(layout.MANIFEST, manifest)
     return manifest

@@ -2,32 +2,70 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sora_extend.errors import BudgetExceededError
 from sora_extend.request import ExtendRequest
 
 
+class Work(BaseModel):
+    """Paid pieces: clips and keyframe stills."""
+
+    segments: int = Field(0, ge=0)
+    keyframes: int = Field(0, ge=0)
+
+
 class Estimate(BaseModel):
     provider: str
     model: str
+    continuity: str
     segments: int
     seconds_per_segment: int
     total_seconds: int
     resolution: str
     audio: bool
     usd_per_second: float
-    total_usd: float
     price_source: str
+    segment_usd: list[float] = Field(..., description="Per segment: text-to-video may be priced differently.")
+    keyframe_model: str | None = None
+    keyframes: int = 0
+    usd_per_keyframe: float = 0.0
+    keyframe_price_source: str = ""
+
+    def cost_of(self, work: Work) -> float:
+        """An upper bound for this much work (each pending segment at the dearest segment's price)."""
+        dearest = max(self.segment_usd, default=0.0)
+        return round(work.segments * dearest + work.keyframes * self.usd_per_keyframe, 4)
+
+    @property
+    def total_usd(self) -> float:
+        return round(sum(self.segment_usd) + self.keyframes * self.usd_per_keyframe, 4)
 
     def lines(self) -> list[str]:
-        return [
-            f"model          {self.provider}/{self.model}",
+        lines = [
+            f"model          {self.provider}/{self.model} ({self.continuity})",
             f"segments       {self.segments} x {self.seconds_per_segment} s = {self.total_seconds} s",
             f"resolution     {self.resolution}, audio {'on' if self.audio else 'off'}",
             f"price          ${self.usd_per_second:.3f} per second ({self.price_source or 'catalogue'})",
-            f"total          ${self.total_usd:.2f}",
         ]
+        if self.keyframe_model:
+            lines.append(
+                f"keyframes      {self.keyframes} x ${self.usd_per_keyframe:.3f} on {self.keyframe_model} "
+                f"({self.keyframe_price_source or 'catalogue'})"
+            )
+        lines.append(f"total          ${self.total_usd:.2f}")
+        return lines
+
+
+def segment_modes(request: ExtendRequest) -> list[str]:
+    """How each segment will be generated (what it is priced as). chain: segment 1 and every cut are
+    text-to-video ("auto" joins are assumed continuous); keyframes: every segment starts on a still."""
+    if request.continuity == "keyframes":
+        return ["first_last_frame"] * request.segments
+    return [
+        "text_to_video" if index == 1 or request.transition_into(index) == "cut" else "image_to_video"
+        for index in range(1, request.segments + 1)
+    ]
 
 
 def estimate(request: ExtendRequest) -> Estimate:
@@ -35,52 +73,52 @@ def estimate(request: ExtendRequest) -> Estimate:
     seconds = request.seconds or spec.duration.default
     resolution = request.resolution or spec.default_resolution
     audio = request.audio and spec.supports_audio
-    rate = spec.price_per_second(resolution, audio)
+    keyframe_spec = request.keyframe_spec
     return Estimate(
         provider=spec.provider,
         model=spec.id,
+        continuity=request.continuity,
         segments=request.segments,
         seconds_per_segment=seconds,
         total_seconds=request.segments * seconds,
         resolution=resolution,
         audio=audio,
-        usd_per_second=rate,
-        total_usd=round(rate * seconds * request.segments, 4),
+        usd_per_second=spec.price_per_second(resolution, audio),
         price_source=spec.price_source,
+        segment_usd=[spec.cost(seconds, resolution, audio, mode) for mode in segment_modes(request)],
+        keyframe_model=keyframe_spec.id if keyframe_spec else None,
+        keyframes=request.segments + 1 if keyframe_spec else 0,
+        usd_per_keyframe=keyframe_spec.cost(*request.size) if keyframe_spec else 0.0,
+        keyframe_price_source=keyframe_spec.price_source if keyframe_spec else "",
     )
 
 
-def check_estimate(request: ExtendRequest, already_spent: float = 0.0, still_to_render: int | None = None) -> None:
-    """Refuse a run whose estimate (for the segments still to render) passes the budget."""
+def check_estimate(request: ExtendRequest, already_spent: float = 0.0, pending: Work | None = None) -> None:
+    """Refuse a run whose estimate (for the pieces still to render, default all) passes the budget."""
     if request.budget_usd is None:
         return
     quote = estimate(request)
-    remaining = quote.segments if still_to_render is None else still_to_render
-    needed = round(already_spent + remaining * quote.seconds_per_segment * quote.usd_per_second, 4)
+    pending = pending or Work(segments=quote.segments, keyframes=quote.keyframes)
+    needed = round(already_spent + quote.cost_of(pending), 4)
     if needed > request.budget_usd + 1e-9:
+        pieces = (
+            f"{pending.segments} segment(s) x {quote.seconds_per_segment} s at up to ${max(quote.segment_usd):.2f} each"
+        )
+        if pending.keyframes:
+            pieces += f" + {pending.keyframes} keyframe(s) x ${quote.usd_per_keyframe:.3f}"
         raise BudgetExceededError(
-            f"budget_usd: this run needs ${needed:.2f} (${already_spent:.2f} already spent + {remaining} "
-            f"segment(s) x {quote.seconds_per_segment} s x ${quote.usd_per_second:.3f}/s) but the budget is "
-            f"${request.budget_usd:.2f}. Raise the budget or pick fewer/shorter segments or a cheaper model."
+            f"budget_usd: this run needs ${needed:.2f} (${already_spent:.2f} already spent + {pieces}) but the "
+            f"budget is ${request.budget_usd:.2f}. Raise the budget or pick fewer/shorter segments or a cheaper model."
         )
 
 
-def check_submission(request: ExtendRequest, spent: float, cost: float, segment: int) -> None:
+def check_submission(request: ExtendRequest, spent: float, cost: float, label: str) -> None:
     """Stop before the submission that would pass the budget (re-renders included)."""
     if request.budget_usd is None:
         return
     if spent + cost > request.budget_usd + 1e-9:
         raise BudgetExceededError(
-            f"budget_usd: submitting segment {segment} would cost ${cost:.2f} on top of ${spent:.2f} already "
+            f"budget_usd: submitting {label} would cost ${cost:.2f} on top of ${spent:.2f} already "
             f"spent, passing the budget of ${request.budget_usd:.2f}. Nothing was submitted; finished "
-            "segments are kept and the run resumes where it stopped once the budget allows."
+            "pieces are kept and the run resumes where it stopped once the budget allows."
         )
-
-
-def segments_to_render(request: ExtendRequest, stored: set[int]) -> int:
-    """How many segments this run will pay for: the missing ones, plus every segment from the first
-    re-rendered one on (a new take changes every later hand-off frame, so they are rendered again too)."""
-    pending = {index for index in range(1, request.segments + 1) if index not in stored}
-    if request.rerender:
-        pending |= set(range(min(request.rerender), request.segments + 1))
-    return len(pending)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Mapping
 
 import numpy as np
 
-from sora_extend.hashing import content_key, sha256_bytes
+from sora_extend import layout
+from sora_extend.hashing import sha256_bytes
 from sora_extend.media.frames import DecodedFrame, last_frames
 from sora_extend.media.images import (
     decode_png,
@@ -26,18 +28,12 @@ from sora_extend.media.images import (
     sharpness,
 )
 from sora_extend.pipeline.job import Job
+from sora_extend.pipeline.keys import BLACK_LUMA, BLUR_RATIO, GUARD_WINDOW, MAX_ANCHOR_SHIFT, handoff_key
 from sora_extend.pipeline.records import HandoffRecord, SegmentRecord
+from sora_extend.pipeline.steps import HandoffStep
+from sora_extend.pipeline.stored import read_image
 
 logger = logging.getLogger(__name__)
-
-GUARD_WINDOW = 6
-BLACK_LUMA = 16.0
-BLUR_RATIO = 0.5  # a frame under half the window's median sharpness counts as blurred
-MAX_ANCHOR_SHIFT = 12.0  # Lab units: correct drift, never fight an intended change of look
-
-
-def handoff_rel(index: int, suffix: str = "png") -> str:
-    return f"frames/{index:02d}.{suffix}"
 
 
 def choose_frame(frames: list[DecodedFrame]) -> tuple[DecodedFrame, list[dict[str, float]]]:
@@ -63,39 +59,25 @@ def anchor_colour(rgb: np.ndarray, anchor_rgb: np.ndarray) -> tuple[np.ndarray, 
     return match_colour(rgb, target_mean, target_std), min(shift, MAX_ANCHOR_SHIFT)
 
 
-def extract_handoff(
-    job: Job,
-    segment: SegmentRecord,
-    size: tuple[int, int],
-    anchor: HandoffRecord | None = None,
-    window: int = GUARD_WINDOW,
-) -> HandoffRecord:
-    width, height = size
-    anchor_sha = anchor.sha256 if anchor is not None and job.request.colour_anchor else None
-    key = content_key(
-        "handoff",
-        segment=segment.sha256,
-        size=[width, height],
-        window=window,
-        fit="cover",
-        black=BLACK_LUMA,
-        blur=BLUR_RATIO,
-        anchor=anchor_sha,
-        anchor_cap=MAX_ANCHOR_SHIFT,
-    )
-    existing = job.store.read_model(handoff_rel(segment.index, "json"), HandoffRecord)
+def extract_handoff(job: Job, step: HandoffStep, inputs: Mapping[str, object]) -> HandoffRecord:
+    """The hand-off frame of the segment `step` names (matched to the anchor frame's colours, if any)."""
+    segment, anchor = inputs[step.segment], inputs[step.anchor] if step.anchor else None
+    assert isinstance(segment, SegmentRecord) and (anchor is None or isinstance(anchor, HandoffRecord))
+    width, height = job.request.size
+    key = handoff_key(job.request, step, inputs)
+    record_rel = layout.handoff_record(segment.index)
+    existing = job.store.read_model(record_rel, HandoffRecord)
     if existing is not None and existing.key == key and job.store.exists(existing.path):
         return existing
 
     local = job.cache.fetch(job.store, segment.path, segment.sha256)
-    chosen, scores = choose_frame(last_frames(local, window))
+    chosen, scores = choose_frame(last_frames(local, GUARD_WINDOW))
     rgb = fit_to_size(chosen.rgb, width, height, "cover")
     shift = 0.0
-    if anchor_sha is not None and anchor is not None:
-        anchor_rgb = decode_png(job.store.read_bytes(anchor.path))
-        rgb, shift = anchor_colour(rgb, anchor_rgb)
+    if anchor is not None:
+        rgb, shift = anchor_colour(rgb, decode_png(read_image(job, anchor)))
     png = encode_png(rgb)
-    rel = handoff_rel(segment.index)
+    rel = layout.handoff(segment.index)
     job.store.write_bytes(rel, png)
     record = HandoffRecord(
         segment=segment.index,
@@ -108,10 +90,10 @@ def extract_handoff(
         frame_time=round(chosen.time, 4),
         sharpness=round(next(s["sharpness"] for s in scores if s["from_end"] == chosen.from_end), 3),
         candidates=scores,
-        colour_anchored=anchor_sha is not None,
+        colour_anchored=anchor is not None,
         colour_shift=round(shift, 3),
     )
-    job.store.write_json(handoff_rel(segment.index, "json"), record)
+    job.store.write_json(record_rel, record)
     if chosen.from_end:
         logger.warning(
             "segment %d: last frame is black or blurred; handing off the frame %d before it",

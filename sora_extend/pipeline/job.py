@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from sora_extend import layout
 from sora_extend.catalogue import ModelSpec
 from sora_extend.ledger import Ledger, utcnow
 from sora_extend.locks import key_lock, storage_lock
@@ -42,9 +43,19 @@ class JobState(BaseModel):
     error: str | None = None
     identity: dict[str, object] = Field(default_factory=dict)
     takes: dict[int, int] = Field(default_factory=dict, description="Segment -> current take (1 if absent).")
+    keyframe_takes: dict[int, int] = Field(default_factory=dict, description="Keyframe -> current take (1 if absent).")
     rerender_tokens: list[str] = Field(
         default_factory=list, description="Runs whose re-render request was applied (applied once each)."
     )
+
+    def with_rerender(self, segments: list[int], keyframes: list[int]) -> JobState:
+        """A copy with a new take of each chosen segment and keyframe."""
+        takes, keyframe_takes = dict(self.takes), dict(self.keyframe_takes)
+        for segment in segments:
+            takes[segment] = takes.get(segment, 1) + 1
+        for keyframe in keyframes:
+            keyframe_takes[keyframe] = keyframe_takes.get(keyframe, 1) + 1
+        return self.model_copy(update={"takes": takes, "keyframe_takes": keyframe_takes})
 
 
 def job_ref(request: ExtendRequest, settings: Settings | None = None) -> JobRef:
@@ -68,13 +79,13 @@ class Job:
         return self.ref.job_id
 
     def state(self) -> JobState:
-        return self.store.read_model("job.json", JobState) or JobState(
+        return self.store.read_model(layout.JOB_STATE, JobState) or JobState(
             job_id=self.job_id, identity=self.request.identity()
         )
 
     def save_state(self, state: JobState) -> JobState:
         state.updated_at = utcnow()
-        self.store.write_json("job.json", state)
+        self.store.write_json(layout.JOB_STATE, state)
         return state
 
     def start(self) -> JobRef:
@@ -89,18 +100,15 @@ class Job:
         state.status, state.error, state.finished_at = status, error, utcnow()
         return self.save_state(state)
 
-    def take(self, segment: int) -> int:
-        return self.state().takes.get(segment, 1)
-
-    def apply_rerender(self, segments: list[int], token: str) -> dict[int, int]:
-        """Start a new take of each chosen segment, once per token (a retried run does not pay twice)."""
+    def apply_rerender(self, segments: list[int], keyframes: list[int], token: str) -> JobState:
+        """Start a new take of each chosen segment and keyframe, once per token (a retried run does not
+        pay twice). Returns the state with the current takes."""
         state = self.state()
-        if segments and token not in state.rerender_tokens:
-            for segment in segments:
-                state.takes[segment] = state.takes.get(segment, 1) + 1
+        if (segments or keyframes) and token not in state.rerender_tokens:
+            state = state.with_rerender(segments, keyframes)
             state.rerender_tokens.append(token)
             self.save_state(state)
-        return state.takes
+        return state
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 
+from sora_extend import layout
 from sora_extend.errors import ProviderError
 from sora_extend.pipeline.job import Job
 from sora_extend.plan import ShotPlan
 from sora_extend.planners.base import Planner
 from sora_extend.planners.template import TemplatePlanner
+from sora_extend.request import ExtendRequest
 
 logger = logging.getLogger(__name__)
 
-PLAN_REL = "plan.json"
 
-
-def validate_plan(plan: ShotPlan, segments: int, seconds: int) -> None:
+def validate_plan(plan: ShotPlan, request: ExtendRequest) -> None:
+    segments, seconds = request.segments, request.seconds or 0
     if len(plan.shots) != segments:
         raise ValueError(f"the plan has {len(plan.shots)} shots, the request asks for {segments}")
     for position, shot in enumerate(plan.shots, start=1):
@@ -28,16 +29,22 @@ def validate_plan(plan: ShotPlan, segments: int, seconds: int) -> None:
             raise ValueError(f"shot {position} is numbered {shot.index}")
         if shot.seconds != seconds:
             raise ValueError(f"shot {position} lasts {shot.seconds} s, the request asks for {seconds} s")
+    if request.continuity == "keyframes":
+        if [still.index for still in plan.stills] != list(range(segments + 1)):
+            raise ValueError(f"keyframes mode needs stills 0-{segments}, the plan has {len(plan.stills)}")
+        for still in plan.stills:
+            if still.edit_of is not None and still.edit_of >= still.index:
+                raise ValueError(f"still {still.index} is an edit of still {still.edit_of}, which comes later")
 
 
 def plan_job(job: Job, planner: Planner) -> ShotPlan:
     request = job.request
-    existing = job.store.read_model(PLAN_REL, ShotPlan)
+    existing = job.store.read_model(layout.PLAN, ShotPlan)
     if existing is not None:
-        validate_plan(existing, request.segments, request.seconds or 0)
+        validate_plan(existing, request)
         logger.info(
             "plan: reusing %s (%d shots by %s)",
-            job.store.url(PLAN_REL),
+            job.store.url(layout.PLAN),
             len(existing.shots),
             existing.planner,
         )
@@ -49,13 +56,13 @@ def plan_job(job: Job, planner: Planner) -> ShotPlan:
             raise
         logger.warning("plan: %s failed (%s); falling back to the template planner as allowed", planner.name, exc)
         plan = TemplatePlanner().plan(request)
-    validate_plan(plan, request.segments, request.seconds or 0)
-    job.store.write_json(PLAN_REL, plan)
+    validate_plan(plan, request)
+    job.store.write_json(layout.PLAN, plan)
     logger.info(
         "plan: %d shots x %d s by %s, stored at %s",
         len(plan.shots),
         request.seconds or 0,
         plan.planner,
-        job.store.url(PLAN_REL),
+        job.store.url(layout.PLAN),
     )
     return plan

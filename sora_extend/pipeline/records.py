@@ -10,28 +10,30 @@ from pydantic import BaseModel, Field
 from sora_extend.ledger import utcnow
 
 
-class SegmentRecord(BaseModel):
+class StoredFile(BaseModel):
+    path: str = Field(..., description="Relative path in the job folder.")
+    sha256: str
+
+
+class ImageRecord(StoredFile):
+    """A still in storage that can start or end a segment: a hand-off frame or a keyframe."""
+
+    width: int
+    height: int
+
+
+class PaidResult(StoredFile):
+    """What a paid generation left in storage, and how it was paid for."""
+
     index: int
     take: int = 1
-    key: str = Field(..., description="Content key: what determines this segment's output.")
+    key: str = Field(..., description="Content key: what determines this output.")
     provider: str
     model: str
     endpoint: str
     request_id: str
     mode: str
     prompt: str
-    seconds: int
-    width: int
-    height: int
-    seed: int | None
-    audio: bool
-    seeded_from_sha256: str | None = Field(None, description="Hash of the hand-off frame it started from.")
-    path: str = Field(..., description="Relative path in the job folder.")
-    sha256: str
-    bytes: int
-    duration: float
-    frames: int
-    has_audio: bool
     cost_usd: float
     submitted_at: datetime | None = None
     finished_at: datetime = Field(default_factory=utcnow)
@@ -39,13 +41,31 @@ class SegmentRecord(BaseModel):
     resumed: bool = Field(False, description="True if this run resumed a request an earlier run submitted.")
 
 
-class HandoffRecord(BaseModel):
-    segment: int = Field(..., description="The segment the frame was taken from.")
-    key: str
-    path: str
-    sha256: str
+class KeyframeRecord(ImageRecord, PaidResult):
+    """index 0 = the opening still; k = the still between segments k and k+1."""
+
+    edit_of: int | None = None
+    returned_width: int = Field(..., description="The model's own size, before the cover-crop to the video size.")
+    returned_height: int
+
+
+class SegmentRecord(PaidResult):
+    seconds: int
     width: int
     height: int
+    seed: int | None
+    audio: bool
+    seeded_from_sha256: str | None = Field(None, description="Hash of the image it started from.")
+    ends_on_sha256: str | None = Field(None, description="Hash of the keyframe it was asked to end on.")
+    bytes: int
+    duration: float
+    frames: int
+    has_audio: bool
+
+
+class HandoffRecord(ImageRecord):
+    segment: int = Field(..., description="The segment the frame was taken from.")
+    key: str
     from_end: int = Field(0, description="0 = the last frame; n = n frames before it (guard chose it).")
     frame_time: float
     sharpness: float

@@ -1,27 +1,35 @@
-"""Review material for every run: the seam report (seams.json) and the contact sheet."""
+"""Review material for every run: the seam report (seams.json), the drift figures (drift.json) and the
+contact sheet, in every continuation mode."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
 from pydantic import BaseModel, Field
 
+from sora_extend import layout
 from sora_extend.media.contact_sheet import contact_sheet
+from sora_extend.media.drift import Drift, drift, signature
 from sora_extend.media.frames import first_frame, last_frame
 from sora_extend.media.images import decode_png, encode_png, psnr, ssim
 from sora_extend.media.seams import measure_seams
 from sora_extend.pipeline.job import Job
-from sora_extend.pipeline.records import FinalRecord, HandoffRecord, SegmentRecord
-from sora_extend.plan import ShotPlan
+from sora_extend.pipeline.records import FinalRecord, HandoffRecord, ImageRecord, KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.steps import MergeStep
+from sora_extend.pipeline.stored import read_image
 
-SEAMS_REL = "seams.json"
-CONTACT_SHEET_REL = "contact_sheet.png"
+MAX_PSNR = 99.0  # identical images have infinite PSNR; JSON has no infinity
 
 
 class SeamRecord(BaseModel):
     boundary: int = Field(..., description="Between segment `boundary` and `boundary + 1`.")
     transition: str
     at_s: float
-    handoff_psnr: float | None = Field(None, description="Hand-off frame vs the next segment's first frame (dB).")
-    handoff_ssim: float | None = None
+    shared: str | None = Field(None, description="The still both clips share there: 'hand-off' or 'keyframe'.")
+    start_psnr: float | None = Field(None, description="Shared still vs the next segment's first frame (dB).")
+    start_ssim: float | None = None
+    end_psnr: float | None = Field(None, description="Shared still vs this segment's last frame (dB).")
     handoff_from_end: int | None = Field(None, description="Frames before the end the guard took the hand-off from.")
     anchor_shift: float | None = Field(None, description="Lab distance colour re-anchoring removed.")
     colour_delta: float
@@ -29,36 +37,60 @@ class SeamRecord(BaseModel):
     audio_jump_db: float
 
 
-def seam_report(
-    job: Job, plan: ShotPlan, segments: list[SegmentRecord], handoffs: dict[int, HandoffRecord], final: FinalRecord
-) -> list[SeamRecord]:
+class DriftRecord(Drift):
+    segment: int
+
+
+def _similarity(job: Job, still: ImageRecord, frame: np.ndarray) -> tuple[float, float] | None:
+    """PSNR and SSIM of a stored still against a decoded frame (None when their sizes differ)."""
+    image = decode_png(read_image(job, still))
+    if frame.shape != image.shape:
+        return None
+    return round(min(psnr(image, frame), MAX_PSNR), 2), round(ssim(image, frame), 4)
+
+
+def seam_report(job: Job, step: MergeStep, records: Mapping[str, object], final: FinalRecord) -> list[SeamRecord]:
     video = job.cache.fetch(job.store, final.path, final.sha256)
     measures = measure_seams(video, final.joins_at)
-    records = []
-    for measure, shot, after in zip(measures, plan.shots[1:], segments[1:], strict=False):
-        handoff = handoffs.get(shot.index - 1)
-        seeded = handoff is not None and after.seeded_from_sha256 == handoff.sha256
-        similarity: dict[str, float | None] = {"handoff_psnr": None, "handoff_ssim": None}
-        if seeded and handoff is not None:
-            seed = decode_png(job.store.read_bytes(handoff.path))
-            start = first_frame(job.cache.fetch(job.store, after.path, after.sha256))
-            if start.shape == seed.shape:
-                similarity = {
-                    "handoff_psnr": round(min(psnr(seed, start), 99.0), 2),
-                    "handoff_ssim": round(ssim(seed, start), 4),
-                }
-        records.append(
+    seams = []
+    for boundary, measure in enumerate(measures, start=1):
+        before, after = records[step.segments[boundary - 1]], records[step.segments[boundary]]
+        shared_id = step.joins[boundary - 1]
+        shared = records.get(shared_id) if shared_id else None
+        assert isinstance(before, SegmentRecord) and isinstance(after, SegmentRecord)
+        figures: dict[str, float | int | str | None] = {}
+        if isinstance(shared, ImageRecord) and after.seeded_from_sha256 == shared.sha256:
+            figures["shared"] = "keyframe" if isinstance(shared, KeyframeRecord) else "hand-off"
+            start = _similarity(job, shared, first_frame(job.cache.fetch(job.store, after.path, after.sha256)))
+            if start:
+                figures["start_psnr"], figures["start_ssim"] = start
+            end = _similarity(job, shared, last_frame(job.cache.fetch(job.store, before.path, before.sha256)))
+            if end and isinstance(shared, KeyframeRecord):  # a hand-off frame is the last frame by construction
+                figures["end_psnr"] = end[0]
+        if isinstance(shared, HandoffRecord):
+            figures["handoff_from_end"] = shared.from_end
+            figures["anchor_shift"] = shared.colour_shift if shared.colour_anchored else None
+        seams.append(
             SeamRecord(
-                boundary=shot.index - 1,
-                transition=shot.transition_in,
-                handoff_from_end=handoff.from_end if handoff else None,
-                anchor_shift=handoff.colour_shift if handoff and handoff.colour_anchored else None,
-                **similarity,
+                boundary=boundary,
+                transition=step.transitions[boundary - 1],
+                **figures,  # type: ignore[arg-type]
                 **measure.model_dump(),
             )
         )
-    job.store.write_json(SEAMS_REL, [record.model_dump() for record in records])
-    return records
+    job.store.write_json(layout.SEAMS, [seam.model_dump() for seam in seams])
+    return seams
+
+
+def drift_report(job: Job, segments: list[SegmentRecord]) -> list[DriftRecord]:
+    """drift.json: every segment against segment 1 (segment 1 itself reads 0 / 0 / 1)."""
+    signatures = [signature(job.cache.fetch(job.store, record.path, record.sha256)) for record in segments]
+    figures = [
+        DriftRecord(segment=record.index, **drift(clip, signatures[0]).model_dump())
+        for record, clip in zip(segments, signatures, strict=True)
+    ]
+    job.store.write_json(layout.DRIFT, [figure.model_dump() for figure in figures])
+    return figures
 
 
 def write_contact_sheet(job: Job, segments: list[SegmentRecord]) -> str:
@@ -67,5 +99,5 @@ def write_contact_sheet(job: Job, segments: list[SegmentRecord]) -> str:
     for record in segments:
         local = job.cache.fetch(job.store, record.path, record.sha256)
         pairs.append((first_frame(local), last_frame(local)))
-    job.store.write_bytes(CONTACT_SHEET_REL, encode_png(contact_sheet(pairs)))
-    return job.store.link(CONTACT_SHEET_REL, job.settings.link_ttl_s)
+    job.store.write_bytes(layout.CONTACT_SHEET, encode_png(contact_sheet(pairs)))
+    return job.store.link(layout.CONTACT_SHEET, job.settings.link_ttl_s)

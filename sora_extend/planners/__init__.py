@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from sora_extend.planners.base import Planner, get_planner
+from sora_extend.planners.base import Planner
+from sora_extend.planners.registry import get_planner
 
 __all__ = ["Planner", "get_planner"]

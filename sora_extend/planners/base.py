@@ -1,13 +1,12 @@
-"""The planner interface, the prompt composition every planner shares, and the planner registry."""
+"""The planner interface and the prompt composition every planner shares."""
 
 from __future__ import annotations
 
 import re
 from typing import NamedTuple, Protocol
 
-from sora_extend.plan import Shot, ShotPlan, StoryBible, Transition
-from sora_extend.request import ExtendRequest
-from sora_extend.settings import Settings, get_settings
+from sora_extend.plan import Shot, ShotPlan, Still, StoryBible, Transition
+from sora_extend.request import Continuity, ExtendRequest
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 
@@ -20,7 +19,21 @@ _CUT = {
     "ko": "새로운 앵글로 컷 전환하되 같은 이야기와 인물을 유지한다.",
     "en": "Hard cut to a new angle of the same story and characters.",
 }
+_BETWEEN = {
+    "ko": "주어진 첫 프레임에서 정확히 시작해 주어진 마지막 프레임에서 정확히 끝난다. "
+    "같은 인물, 의상, 구도, 조명을 유지한다.",
+    "en": "Start exactly on the given first frame and end exactly on the given last frame; keep the same "
+    "characters, wardrobe, framing and light.",
+}
 _SHOT = {"ko": "장면 {index}/{total}", "en": "Shot {index}/{total}"}
+_STILL = {"ko": "키프레임 {index}/{total}", "en": "Keyframe {index}/{total}"}
+_OPENING = {"ko": "첫 장면의 시작: {action}", "en": "The opening frame of shot 1: {action}"}
+_BOUNDARY = {"ko": "장면 {index}의 마지막 순간: {action}", "en": "The last moment of shot {index}: {action}"}
+_SAME_AS_BASE = {
+    "ko": "참조 이미지와 같은 인물, 의상, 장소, 스타일, 조명을 그대로 유지하고 순간과 구도만 바꾼다.",
+    "en": "Keep exactly the reference image's characters, wardrobe, place, style and light; change only the "
+    "moment and the framing.",
+}
 
 
 class Planner(Protocol):
@@ -43,6 +56,7 @@ def compose_prompt(
     camera: str,
     transition_in: Transition,
     language: str,
+    continuity: Continuity = "chain",
 ) -> str:
     """The full provider prompt for one shot: story bible, shot beat, and how it joins the previous one."""
     lang = "ko" if language == "ko" else "en"
@@ -50,8 +64,25 @@ def compose_prompt(
     if camera:
         parts.append(camera.rstrip(".") + ".")
     parts.append(action.rstrip(".") + ".")
-    if index > 1:
+    if continuity == "keyframes":
+        parts.append(_BETWEEN[lang])
+    elif index > 1:
         parts.append(_CUT[lang] if transition_in == "cut" else _CONTINUE[lang])
+    return " ".join(parts)
+
+
+def compose_still(
+    bible: StoryBible, *, index: int, total: int, description: str, edit_of: int | None, language: str
+) -> str:
+    """The full image-model prompt for one keyframe: story bible, the moment, and (edits) what to keep."""
+    lang = "ko" if language == "ko" else "en"
+    parts = [
+        bible.render(lang) + ".",
+        _STILL[lang].format(index=index, total=total) + ":",
+        description.rstrip(".") + ".",
+    ]
+    if edit_of is not None:
+        parts.append(_SAME_AS_BASE[lang])
     return " ".join(parts)
 
 
@@ -61,6 +92,7 @@ class Beat(NamedTuple):
     action: str
     camera: str
     transition: str = "continuous"  # the planner's proposal, used when the request says "auto"
+    end_still: str = ""  # keyframes mode: what the shot's last frame shows (derived from the action if empty)
 
 
 def assemble_plan(
@@ -77,6 +109,7 @@ def assemble_plan(
             camera=beat.camera,
             transition_in=transition,
             language=language,
+            continuity=request.continuity,
         )
         shots.append(
             Shot(
@@ -88,16 +121,25 @@ def assemble_plan(
                 prompt=prompt,
             )
         )
-    return ShotPlan(title=title, language=language, planner=planner, bible=bible, shots=shots)
+    stills = plan_stills(bible, beats, language) if request.continuity == "keyframes" else []
+    return ShotPlan(title=title, language=language, planner=planner, bible=bible, shots=shots, stills=stills)
 
 
-def get_planner(name: str, settings: Settings | None = None) -> Planner:
-    if name == "template":
-        from sora_extend.planners.template import TemplatePlanner
-
-        return TemplatePlanner()
-    if name == "openai":
-        from sora_extend.planners.openai_planner import OpenAIPlanner
-
-        return OpenAIPlanner(settings or get_settings())
-    raise ValueError(f"unknown planner {name!r}")
+def plan_stills(bible: StoryBible, beats: list[Beat], language: str) -> list[Still]:
+    """One still per boundary: still 0 from the text alone, every later still an edit of still 0, so every
+    keyframe is one edit away from the same image (a chain of edits would drift like a chain of clips)."""
+    lang = "ko" if language == "ko" else "en"
+    total = len(beats)
+    descriptions = [_OPENING[lang].format(action=f"{beats[0].camera}, {beats[0].action}".strip(", "))]
+    descriptions += [
+        beat.end_still or _BOUNDARY[lang].format(index=index, action=beat.action)
+        for index, beat in enumerate(beats, start=1)
+    ]
+    stills = []
+    for index, description in enumerate(descriptions):
+        edit_of = None if index == 0 else 0
+        prompt = compose_still(
+            bible, index=index, total=total, description=description, edit_of=edit_of, language=language
+        )
+        stills.append(Still(index=index, description=description, edit_of=edit_of, prompt=prompt))
+    return stills

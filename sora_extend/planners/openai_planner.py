@@ -43,6 +43,7 @@ class LLMShot(BaseModel):
     transition: Literal["continuous", "crossfade", "cut"] = Field(
         description="How this shot joins the previous one; continuous unless the story needs a new angle."
     )
+    end_still: str = Field(description="What the shot's very last frame shows, as one still image.")
 
 
 class LLMPlan(BaseModel):
@@ -61,7 +62,9 @@ Each clip starts from the final frame of the previous clip, so consecutive shots
 same characters, wardrobe, place, style and light; motion that continues; no sudden jumps unless the shot's
 transition is "cut". Write a story bible once (it is repeated in every clip's prompt) and exactly the
 requested number of shots, each one short and concrete (what is seen, what moves, the camera).
-Keep the meaning of the base prompt exactly; do not add new main characters.
+For every shot also describe its very last frame as a still image: those stills can be drawn first and
+every clip rendered from one still to the next. Keep the meaning of the base prompt exactly; do not add
+new main characters.
 Write all text in {language}."""
 
 
@@ -160,7 +163,7 @@ class OpenAIPlanner:
         return ""
 
     def _to_plan(self, answer: LLMPlan, request: ExtendRequest, language: str) -> ShotPlan:
-        beats = [Beat(shot.action, shot.camera, shot.transition) for shot in answer.shots]
+        beats = [Beat(shot.action, shot.camera, shot.transition, shot.end_still) for shot in answer.shots]
         return assemble_plan(
             request,
             title=answer.title,

@@ -3,10 +3,12 @@
 Frame 0 is the hand-off frame it was given, untouched, followed by `seconds` of new footage (so an
 image-to-video clip is one frame longer than asked, like an ideal model whose first frame repeats
 its seed: after the merge removes that repeat at each join, N clips of S seconds make N x S seconds).
-The camera then pushes in and drifts
-sideways, the colours drift a little (a different direction per shot, as real models drift), the
-shot's prompt fades in as a caption and fades out before the last frame (so captions never burn into
-the next hand-off frame), and an audio bed plays underneath.
+The camera then pushes in and drifts sideways, the colours drift a little (a different direction per
+shot, as real models drift), the shot's prompt fades in as a caption and fades out before the last
+frame (so captions never burn into the next hand-off frame), and an audio bed plays underneath.
+
+Given a last frame too (keyframes mode), the clip is an animatic between the two stills: the first
+pushes in while the last pulls back into place and fades over it, so the clip ends exactly on it.
 """
 
 from __future__ import annotations
@@ -61,10 +63,21 @@ def _caption_opacity(t: float, seconds: float) -> float:
     return float(np.clip(min(t / fade, (seconds - clear - t) / fade) - 0.5, 0.0, 1.0))
 
 
-def render_preview(spec: PreviewSpec, first_frame: np.ndarray | None, out: Path) -> Path:
-    """Write the clip to `out` and return it. Same spec and first frame: same bytes."""
+def _between(first: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
+    """The animatic from `first` (t=0, exactly) to `last` (t=1, exactly), as float32."""
+    blend = t * t * (3.0 - 2.0 * t)  # smoothstep: the moves ease in and out of the stills
+    leaving = _camera(first, 4.0 * t, 1.0)
+    arriving = _camera(last, -4.0 * (1.0 - t), -1.0)
+    return leaving.astype(np.float32) * (1.0 - blend) + arriving.astype(np.float32) * blend
+
+
+def render_preview(
+    spec: PreviewSpec, first_frame: np.ndarray | None, out: Path, last_frame: np.ndarray | None = None
+) -> Path:
+    """Write the clip to `out` and return it. Same spec and stills: same bytes."""
     width, height = spec.width, spec.height
     base = opening_frame(width, height, spec.seed) if first_frame is None else fit_to_size(first_frame, width, height)
+    end = None if last_frame is None else fit_to_size(last_frame, width, height)
     rng = np.random.default_rng(spec.seed)
     direction = float(rng.choice([-1.0, 1.0]))
     drift = rng.uniform(-1.0, 1.0, 3)
@@ -91,8 +104,14 @@ def render_preview(spec: PreviewSpec, first_frame: np.ndarray | None, out: Path)
                 writer.write_frame(base)
                 continue
             t = index / spec.fps
-            frame = _camera(base, t, direction).astype(np.float32)
-            frame *= (1.0 + drift * t)[None, None, :]
+            if end is not None:
+                if index == frame_count - 1:
+                    writer.write_frame(end)
+                    continue
+                frame = _between(base, end, index / (frame_count - 1))
+            else:
+                frame = _camera(base, t, direction).astype(np.float32)
+                frame *= (1.0 + drift * t)[None, None, :]
             opacity = _caption_opacity(t, frame_count / spec.fps)
             if opacity > 0 and bottom > top:
                 alpha = band_mask * opacity

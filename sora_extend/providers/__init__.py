@@ -1,5 +1,6 @@
-"""Video providers behind one interface: submit, wait (poll by request id), download."""
+"""Providers behind one interface: submit, wait (poll by request id), download."""
 
-from sora_extend.providers.base import GenerationRequest, Outcome, Submission, VideoProvider, get_provider
+from sora_extend.providers.base import GenerationRequest, Outcome, Provider, Submission
+from sora_extend.providers.registry import get_provider
 
-__all__ = ["GenerationRequest", "Outcome", "Submission", "VideoProvider", "get_provider"]
+__all__ = ["GenerationRequest", "Outcome", "Provider", "Submission", "get_provider"]

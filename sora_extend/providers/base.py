@@ -1,4 +1,4 @@
-"""The provider interface.
+"""The provider interface: one generation (a video clip or a still) as submit, wait, download.
 
 A generation is three steps so that a crash between them loses nothing: `submit` returns a request
 id (recorded in the ledger at once), `wait` polls that id until the provider is done, and `download`
@@ -12,45 +12,54 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sora_extend.catalogue import ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.errors import TransientProviderError
 from sora_extend.ledger import utcnow
 from sora_extend.settings import Settings
 
 StateCallback = Callable[[str, str], None]  # (state, detail), called on every state *change*
+Mode = Literal["text_to_video", "image_to_video", "first_last_frame", "extend", "text_to_image", "image_edit"]
 
 
 class GenerationRequest(BaseModel):
-    """What one segment asks a provider for, in provider-neutral terms."""
+    """What one step asks a provider for, in provider-neutral terms."""
 
     model_config = ConfigDict(frozen=True)
 
-    segment: int
+    label: str = Field(..., description="What a person calls it in messages: 'segment 3', 'keyframe 0'.")
+    index: int
     content_key: str
     model: str
+    output: Literal["video", "image"] = "video"
     prompt: str
-    seconds: int
+    seconds: int = 0
     aspect: str
     resolution: str
     width: int
     height: int
-    fps: int
+    fps: int = 24
     seed: int | None
-    audio: bool
+    audio: bool = False
     story_seed: int = 0
-    first_frame_png: bytes | None = Field(None, repr=False, description="The hand-off frame, exact size.")
+    first_frame_png: bytes | None = Field(None, repr=False, description="The image the clip starts on, exact size.")
+    last_frame_png: bytes | None = Field(None, repr=False, description="The image the clip ends on, exact size.")
+    images: tuple[bytes, ...] = Field((), repr=False, description="Image edits: the images to edit / keep.")
     extend_request_id: str | None = Field(
         None, description="For native extension: the provider's id of the clip to continue."
     )
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Mode:
+        if self.output == "image":
+            return "image_edit" if self.images else "text_to_image"
         if self.extend_request_id:
             return "extend"
+        if self.last_frame_png is not None:
+            return "first_last_frame"
         return "image_to_video" if self.first_frame_png is not None else "text_to_video"
 
 
@@ -66,13 +75,13 @@ class Outcome(BaseModel):
     """Where a finished result can be fetched from (a URL, or the provider's content endpoint)."""
 
     request_id: str
-    video_url: str | None = None
+    media_url: str | None = None
 
 
-class VideoProvider(ABC):
+class Provider(ABC):
     name: str
 
-    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec | ImageModelSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
         self._clients: list[Any] = []  # network clients to close with the provider
@@ -107,23 +116,9 @@ class VideoProvider(ABC):
 
     @property
     def is_paid(self) -> bool:
-        return self.spec.price.per_second > 0
+        return self.spec.is_paid
 
     def close(self) -> None:
         """Release the provider's network clients."""
         while self._clients:
             self._clients.pop().close()
-
-
-def get_provider(spec: ModelSpec, settings: Settings) -> VideoProvider:
-    if spec.provider == "preview":
-        from sora_extend.providers.preview import PreviewProvider
-
-        return PreviewProvider(spec, settings)
-    if spec.provider == "fal":
-        from sora_extend.providers.fal import FalProvider
-
-        return FalProvider(spec, settings)
-    from sora_extend.providers.openai_videos import OpenAIVideosProvider
-
-    return OpenAIVideosProvider(spec, settings)

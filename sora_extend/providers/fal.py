@@ -16,7 +16,7 @@ import fal_client
 import fal_client.client as fal_wire
 import httpx
 
-from sora_extend.catalogue import ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.errors import (
     InputError,
     MissingKeyError,
@@ -24,7 +24,7 @@ from sora_extend.errors import (
     TerminalProviderError,
     TransientProviderError,
 )
-from sora_extend.providers.base import GenerationRequest, Outcome, StateCallback, Submission, VideoProvider
+from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.providers.http import stream_to_file
 from sora_extend.settings import Settings
 
@@ -78,10 +78,10 @@ def classify(
     )
 
 
-class FalProvider(VideoProvider):
+class FalProvider(Provider):
     name = "fal"
 
-    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec | ImageModelSpec, settings: Settings) -> None:
         super().__init__(spec, settings)
         if settings.fal_key is None:
             raise MissingKeyError("FAL_KEY", "fal-key", f"provider 'fal' (model {spec.id})")
@@ -95,13 +95,18 @@ class FalProvider(VideoProvider):
     # ------------------------------------------------------------------ request mapping
 
     def endpoint_for(self, request: GenerationRequest) -> str:
-        endpoint = getattr(self.spec.endpoints, request.mode, None)
+        endpoints = self.spec.endpoints
+        endpoint = getattr(endpoints, request.mode, None)
+        if request.mode == "first_last_frame" and endpoint is None:
+            endpoint = endpoints.image_to_video  # type: ignore[union-attr]  # the end image rides along
         if not endpoint:
             raise InputError("model", f"{self.spec.id} has no {request.mode.replace('_', '-')} endpoint")
         return str(endpoint)
 
     def arguments(self, request: GenerationRequest) -> dict[str, Any]:
         """The model's own fields for a generic request; refuses values the model does not allow."""
+        if isinstance(self.spec, ImageModelSpec):
+            return self._image_arguments(self.spec, request)
         spec = self.spec
         if request.seconds not in spec.duration.values:
             raise InputError("seconds", f"{request.seconds} is not allowed for {spec.id}", spec.duration.values)
@@ -120,21 +125,45 @@ class FalProvider(VideoProvider):
         if spec.seed_field and request.seed is not None:
             arguments[spec.seed_field] = request.seed
         if request.first_frame_png is not None:
-            if not spec.image_field:
+            start_field = spec.first_frame_field if spec.endpoints.first_last_frame and request.last_frame_png else None
+            start_field = start_field or spec.image_field
+            if not start_field:
                 raise InputError("model", f"{spec.id} takes no start image")
-            arguments[spec.image_field] = self._image_reference(request.first_frame_png)
+            arguments[start_field] = self._image_reference(request.first_frame_png)
+        if request.last_frame_png is not None:
+            if not spec.last_frame_field:
+                raise InputError("model", f"{spec.id} takes no end image")
+            arguments[spec.last_frame_field] = self._image_reference(request.last_frame_png)
+        return arguments
+
+    def _image_arguments(self, spec: ImageModelSpec, request: GenerationRequest) -> dict[str, Any]:
+        if request.aspect not in spec.aspects:
+            raise InputError("aspect", f"{request.aspect} is not allowed for {spec.id}", spec.aspects)
+        arguments: dict[str, Any] = {**spec.defaults, "prompt": request.prompt}
+        if spec.aspect_field:
+            arguments[spec.aspect_field] = request.aspect
+        if spec.resolution_field:
+            arguments[spec.resolution_field] = request.resolution
+        if spec.seed_field and request.seed is not None:
+            arguments[spec.seed_field] = request.seed
+        if spec.format_field:
+            arguments[spec.format_field] = spec.output_format
+        if request.images:
+            if not spec.images_field or len(request.images) > spec.max_images:
+                raise InputError("keyframe_model", f"{spec.id} takes at most {spec.max_images} input image(s)")
+            arguments[spec.images_field] = [self._image_reference(image) for image in request.images]
         return arguments
 
     def _image_reference(self, png: bytes) -> str:
         if self.spec.image_transport == "data_uri" and len(png) <= DATA_URI_LIMIT:
             return fal_client.encode(png, "image/png")
         try:
-            return str(self.client.upload(png, "image/png", file_name="handoff.png"))
+            return str(self.client.upload(png, "image/png", file_name="image.png"))
         except fal_client.FalClientHTTPError as exc:
             raise classify(exc, model=self.spec.id) from None
         except httpx.HTTPError as exc:
             raise TransientProviderError(
-                f"uploading the hand-off frame failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
+                f"uploading an input image failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
             ) from None
 
     # ------------------------------------------------------------------ queue protocol
@@ -220,20 +249,21 @@ class FalProvider(VideoProvider):
                 request_failed=True,
             )
         try:
-            url = str(result["video"]["url"])
-        except (KeyError, TypeError):
+            # Video endpoints answer {"video": {"url"}}, image endpoints {"images": [{"url"}, ...]}.
+            url = str(result["video"]["url"] if "video" in result else result["images"][0]["url"])
+        except (KeyError, IndexError, TypeError):
             raise TerminalProviderError(
-                f"the result has no video url: {str(result)[:200]}",
+                f"the result has no media url: {str(result)[:200]}",
                 provider=self.name,
                 model=self.spec.id,
                 request_id=submission.request_id,
                 request_failed=True,
             ) from None
-        return Outcome(request_id=submission.request_id, video_url=url)
+        return Outcome(request_id=submission.request_id, media_url=url)
 
     def refresh(self, submission: Submission) -> Outcome:
         return self._result(submission)
 
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
-        assert outcome.video_url is not None
-        stream_to_file(self.downloads, outcome.video_url, dest, provider=self.name, request_id=submission.request_id)
+        assert outcome.media_url is not None
+        stream_to_file(self.downloads, outcome.media_url, dest, provider=self.name, request_id=submission.request_id)

@@ -18,7 +18,7 @@ from typing import Any
 import openai
 from openai import OpenAI
 
-from sora_extend.catalogue import ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.errors import (
     InputError,
     MediaError,
@@ -29,7 +29,7 @@ from sora_extend.errors import (
     TransientProviderError,
 )
 from sora_extend.media.trim import drop_head
-from sora_extend.providers.base import GenerationRequest, Outcome, StateCallback, Submission, VideoProvider
+from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.settings import Settings
 
 SERVER_FAILURES = {"internal_error", "server_error", "service_unavailable", "timeout", "rate_limit_exceeded"}
@@ -67,10 +67,13 @@ def classify(exc: openai.OpenAIError, *, model: str, request_id: str | None = No
     )
 
 
-class OpenAIVideosProvider(VideoProvider):
+class OpenAIVideosProvider(Provider):
     name = "openai"
+    spec: ModelSpec
 
-    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec | ImageModelSpec, settings: Settings) -> None:
+        if not isinstance(spec, ModelSpec):
+            raise InputError("keyframe_model", f"{spec.id}: the OpenAI-compatible videos API renders no stills")
         super().__init__(spec, settings)
         key = settings.videos_api_key or settings.openai_api_key
         if key is None:

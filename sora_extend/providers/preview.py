@@ -1,12 +1,13 @@
-"""The offline default provider: renders locally, costs nothing, needs no key."""
+"""The offline default provider: renders clips and stills locally, costs nothing, needs no key."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sora_extend.media.images import decode_png
+from sora_extend.media.images import decode_png, encode_png
 from sora_extend.preview import PreviewSpec, render_preview
-from sora_extend.providers.base import GenerationRequest, Outcome, StateCallback, Submission, VideoProvider
+from sora_extend.preview.still import render_still
+from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 
 
 def preview_spec(request: GenerationRequest) -> PreviewSpec:
@@ -22,11 +23,11 @@ def preview_spec(request: GenerationRequest) -> PreviewSpec:
     )
 
 
-class PreviewProvider(VideoProvider):
+class PreviewProvider(Provider):
     name = "preview"
 
     def endpoint_for(self, request: GenerationRequest) -> str:
-        return getattr(self.spec.endpoints, request.mode) or f"preview/{request.mode}"
+        return getattr(self.spec.endpoints, request.mode, None) or f"preview/{request.mode}"
 
     def submit(self, request: GenerationRequest) -> Submission:
         return Submission(
@@ -41,5 +42,11 @@ class PreviewProvider(VideoProvider):
         return Outcome(request_id=submission.request_id)
 
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
-        first = decode_png(request.first_frame_png) if request.first_frame_png is not None else None
-        render_preview(preview_spec(request), first, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if request.output == "image":
+            base = decode_png(request.images[0]) if request.images else None
+            dest.write_bytes(encode_png(render_still(request.width, request.height, request.seed or 0, base)))
+            return
+        first = decode_png(request.first_frame_png) if request.first_frame_png else None
+        last = decode_png(request.last_frame_png) if request.last_frame_png else None
+        render_preview(preview_spec(request), first, dest, last)

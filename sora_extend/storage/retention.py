@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from sora_extend import layout
 from sora_extend.pipeline.job import JobState
 from sora_extend.settings import Settings, get_settings
 from sora_extend.storage.store import open_filesystem
@@ -48,7 +49,7 @@ class PurgeReport(BaseModel):
 
 def _job_age(fs: object, root: str, job_id: str, cutoff: datetime) -> JobAge:
     try:
-        state = JobState.model_validate_json(fs.cat_file(posixpath.join(root, job_id, "job.json")))  # type: ignore[attr-defined]
+        state = JobState.model_validate_json(fs.cat_file(posixpath.join(root, job_id, layout.JOB_STATE)))  # type: ignore[attr-defined]
     except (FileNotFoundError, ValueError):
         return JobAge(job_id=job_id, status="-", updated_at=None, verdict="keep: not a job")
     stamp = state.finished_at or state.updated_at

@@ -1,9 +1,8 @@
 """One folder per job, read and written through fsspec so every worker can share it.
 
-Layout: plan.json, segments/NN.mp4 (+ NN.json record), frames/NN.png, ledger/<key>.json,
-final.mp4, manifest.json, job.json. Files are streamed (fs.put/fs.get), never read whole
-into memory for copies; JSON documents are replaced atomically (local: write then rename;
-object stores: a single PUT is atomic).
+What goes where is `sora_extend.layout`'s business. Files are streamed (fs.put/fs.get), never read
+whole into memory for copies; JSON documents are replaced atomically (local: write then rename; object
+stores: a single PUT is atomic).
 """
 
 from __future__ import annotations

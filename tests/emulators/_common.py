@@ -344,7 +344,7 @@ class ClipJob:
     first_frame: np.ndarray | None = field(default=None, compare=False)
 
 
-def render_clip(job: ClipJob, out: Path) -> Path:
+def render_clip(job: ClipJob, out: Path, last_frame: np.ndarray | None = None) -> Path:
     spec = PreviewSpec(
         caption=job.caption,
         seconds=job.seconds,
@@ -354,7 +354,7 @@ def render_clip(job: ClipJob, out: Path) -> Path:
         seed=job.seed,
         audio=job.audio,
     )
-    return render_preview(spec, job.first_frame, out)
+    return render_preview(spec, job.first_frame, out, last_frame)
 
 
 def encode_jpeg(rgb: np.ndarray) -> bytes:

@@ -1,10 +1,11 @@
 """A loopback emulator of fal.ai's queue, REST (upload token) and CDN hosts, for the real `fal_client`.
 
 One base URL serves all three hosts: tests point `fal_client.client.QUEUE_URL_FORMAT` at `.url` and
-`REST_URL` / `CDN_URL` at `.url` without the trailing slash. Endpoints, field names, duration wire
-types and allowed values come from the project's model catalogue, so a request the emulator accepts
-is shaped the way the real model wants it. Generations are rendered lazily with the offline preview
-renderer when a request is first seen in progress.
+`REST_URL` / `CDN_URL` at `.url` without the trailing slash. Endpoints, field names, types and allowed
+values come from snapshots of fal's published schemas (tests/fixtures/fal_schemas, with their sources),
+never from the project's catalogue: a catalogue row that disagrees with fal fails here as it would
+there. Generations are rendered lazily with the offline preview renderer when a request is first seen
+in progress; a clip given a last image ends exactly on it; image endpoints return PNG stills.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sora_extend.catalogue import Catalogue, ModelSpec, build_catalogue
 from sora_extend.media.frames import last_frame
+from sora_extend.media.images import encode_png
 from sora_extend.media.merge import JoinPlan, merge_videos
 from sora_extend.media.probe import probe
+from sora_extend.preview.still import render_still
 from tests.emulators._common import (
     BackgroundRender,
     ClipJob,
@@ -36,14 +38,11 @@ from tests.emulators._common import (
     decode_data_uri,
     decode_image,
     json_response,
-    orientation,
     render_clip,
     sha256_hex,
 )
+from tests.emulators.fal_schemas import EndpointSchema, FalSchemas, Reading, frame_size, read
 from tests.emulators.faults import Fault, FaultBook, FaultKind
-
-EndpointKind = Literal["text_to_video", "image_to_video", "first_last_frame", "extend"]
-ENDPOINT_KINDS: tuple[EndpointKind, ...] = ("text_to_video", "image_to_video", "first_last_frame", "extend")
 
 ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
     "submit": frozenset({"status", "reset", "stuck"}),
@@ -54,8 +53,6 @@ ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
     "upload": frozenset({"status", "reset"}),
     "generation": frozenset({"failed"}),
 }
-
-_VIDEO_URL_FIELD = "video_url"  # the source clip of fal's extend-video endpoints
 
 
 @dataclass(frozen=True)
@@ -83,16 +80,24 @@ class _StoredFile:
 
 @dataclass
 class _RenderPlan:
-    clip: ClipJob
+    clip: ClipJob | None = None  # a video
     source_video: Path | None = None  # extend: the clip to continue (output = source + new part)
+    last_frame: Any = None  # the image the clip must end on
+    still: tuple[int, int] | None = None  # an image: its size
+    base_image: Any = None  # an image edit: the image it starts from
+    seed: int = 0
 
 
 class _Invalid(Exception):
-    """A request field the model would reject with a 422."""
+    """Request fields the model would reject with a 422 (fal's pydantic-style `detail` items)."""
 
-    def __init__(self, field: str, message: str, error_type: str = "value_error") -> None:
-        super().__init__(message)
-        self.detail = {"loc": ["body", field], "msg": message, "type": error_type}
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        super().__init__(details[0]["msg"])
+        self.details = details
+
+    @classmethod
+    def field(cls, field: str, message: str, error_type: str = "value_error") -> _Invalid:
+        return cls([{"loc": ["body", field], "msg": message, "type": error_type}])
 
 
 @dataclass
@@ -100,8 +105,7 @@ class FalRequest:
     request_id: str
     endpoint: str
     app: str  # owner/alias: what the status/result/cancel URLs carry
-    model: ModelSpec
-    kind: EndpointKind
+    schema: EndpointSchema
     submitted: float  # monotonic
     queue_until: float
     done_at: float
@@ -137,7 +141,7 @@ class FalEmulator(EmulatorBase):
         key: str = "fal-test-key",
         queue_seconds: float = 0.05,
         progress_seconds: float = 0.2,
-        catalogue: Catalogue | None = None,
+        schemas: FalSchemas | None = None,
         *,
         reject_invalid_at: Literal["submit", "result"] = "submit",
     ) -> None:
@@ -145,8 +149,7 @@ class FalEmulator(EmulatorBase):
         self.queue_seconds = queue_seconds
         self.progress_seconds = progress_seconds
         self.reject_invalid_at = reject_invalid_at
-        self.catalogue = catalogue or build_catalogue()
-        self._endpoints = self._index_endpoints(self.catalogue)
+        self.schemas = schemas or FalSchemas.load()
         self._faults = FaultBook(ROUTE_FAULTS)
         self._lock = threading.Lock()
         self._dir = Path(tempfile.mkdtemp(prefix="fal-emulator-"))
@@ -177,18 +180,6 @@ class FalEmulator(EmulatorBase):
         return self._store(data, content_type, name)
 
     # ------------------------------------------------------------------ routing
-
-    @staticmethod
-    def _index_endpoints(catalogue: Catalogue) -> dict[str, tuple[ModelSpec, EndpointKind]]:
-        index: dict[str, tuple[ModelSpec, EndpointKind]] = {}
-        for spec in catalogue.models.values():
-            if spec.provider != "fal":
-                continue
-            for kind in ENDPOINT_KINDS:
-                endpoint = getattr(spec.endpoints, kind)
-                if endpoint:
-                    index[endpoint] = (spec, kind)
-        return index
 
     @staticmethod
     def _route(request: Request) -> str:
@@ -253,8 +244,7 @@ class FalEmulator(EmulatorBase):
         endpoint = "/".join(request.segments)
         if request.method != "POST":
             return json_response(405, {"detail": "Method Not Allowed"})
-        found = self._endpoints.get(endpoint)
-        if found is None or found[0].status == "retired":  # fal deleted the retired models' endpoints
+        if endpoint not in self.schemas:  # includes the retired models: fal deleted their endpoints
             return json_response(404, {"detail": f"Application '{endpoint}' not found"})
         request_id = str(uuid.uuid4())
         headers = {"x-fal-request-id": request_id}
@@ -265,30 +255,29 @@ class FalEmulator(EmulatorBase):
         if not isinstance(payload, dict):
             detail = [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]
             return json_response(422, {"detail": detail}, headers)
-        model, kind = found
+        schema = self.schemas[endpoint]
         try:
-            plan, seed = self._plan(model, kind, payload)
+            plan, seed = self._plan(schema, payload)
             failure = None
         except _Invalid as exc:
             with self._lock:
-                self.rejections.append({"endpoint": endpoint, "payload": _redact(payload), "detail": [exc.detail]})
+                self.rejections.append({"endpoint": endpoint, "payload": _redact(payload), "detail": exc.details})
             if self.reject_invalid_at == "submit":
-                return json_response(422, {"detail": [exc.detail]}, headers)
+                return json_response(422, {"detail": exc.details}, headers)
             plan, seed = None, 0
-            failure = _Failure(422, {"detail": [exc.detail]}, exc.detail["msg"], "validation_error")
+            failure = _Failure(422, {"detail": exc.details}, exc.details[0]["msg"], "validation_error")
         generation = self._faults.take("generation")
         if generation is not None:
             failure = _failure_from(generation)
         stuck = fault.seconds if fault is not None and fault.kind == "stuck" else 0.0
-        entry = self._register(request_id, endpoint, model, kind, payload, plan, seed, failure, stuck)
+        entry = self._register(request_id, endpoint, schema, payload, plan, seed, failure, stuck)
         return json_response(200, self._queue_receipt(entry), headers)
 
     def _register(
         self,
         request_id: str,
         endpoint: str,
-        model: ModelSpec,
-        kind: EndpointKind,
+        schema: EndpointSchema,
         payload: dict[str, Any],
         plan: _RenderPlan | None,
         seed: int,
@@ -301,8 +290,7 @@ class FalEmulator(EmulatorBase):
             request_id=request_id,
             endpoint=endpoint,
             app=f"{owner}/{alias}",
-            model=model,
-            kind=kind,
+            schema=schema,
             submitted=now,
             queue_until=now + self.queue_seconds + stuck,
             done_at=now + self.queue_seconds + stuck + self.progress_seconds,
@@ -335,124 +323,74 @@ class FalEmulator(EmulatorBase):
             queued = [r for r in self.requests.values() if r.state(now) == "IN_QUEUE"]
         return sum(1 for r in queued if r.submitted < entry.submitted)
 
-    def _plan(self, model: ModelSpec, kind: EndpointKind, payload: dict[str, Any]) -> tuple[_RenderPlan, int]:
-        """Validate the arguments like the real model and decide what to render; raises _Invalid."""
-        prompt = payload.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise _Invalid("prompt", "field required" if prompt is None else "prompt must be a non-empty string")
-        seconds = self._duration(model, payload)
-        first, source = self._inputs(model, kind, payload)
-        label = self._resolution(model, payload)
+    def _plan(self, schema: EndpointSchema, payload: dict[str, Any]) -> tuple[_RenderPlan, int]:
+        """Validate the arguments against fal's published schema, then decide what to render (as fal's
+        runner would read them); raises _Invalid with fal's 422 details."""
+        details = self.schemas.validate(schema.endpoint, payload)
+        if details:
+            raise _Invalid(details)
+        if not str(payload.get("prompt", "x")).strip():
+            raise _Invalid.field("prompt", "prompt must be a non-empty string")
+        reading = read(schema, payload)
+        if reading.makes_images:
+            return self._still_plan(reading, payload), reading.seed
+        first = self._image(payload, reading.start_field) if reading.start_field else None
+        last = self._image(payload, reading.end_field) if reading.end_field else None
+        source = self._source_video(payload) if reading.source_field else None
         if source is not None:
             info = probe(source)
-            assert info.video is not None  # _inputs checked it
-            width, height, fps = info.video.width, info.video.height, round(info.video.fps) or model.fps
+            assert info.video is not None  # _source_video checked it
+            width, height, fps = info.video.width, info.video.height, round(info.video.fps) or 24
             first = last_frame(source)
         else:
-            width, height = model.size(self._aspect(model, kind, payload, first), label)
-            fps = model.fps
-        seed = payload.get(model.seed_field) if model.seed_field else None
-        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
-        audio = bool(payload.get(model.audio_field, True)) if model.audio_field else False
-        clip = ClipJob(prompt, seconds, width, height, fps, seed, audio, first)
-        return _RenderPlan(clip, source), seed
+            width, height = frame_size(reading, None if first is None else first.shape)
+            fps = int(payload.get("fps", 24))
+        clip = ClipJob(str(payload["prompt"]), reading.seconds, width, height, fps, reading.seed, reading.audio, first)
+        return _RenderPlan(clip=clip, source_video=source, last_frame=last), reading.seed
 
-    @staticmethod
-    def _duration(model: ModelSpec, payload: dict[str, Any]) -> int:
-        spec = model.duration
-        if spec.field not in payload:
-            return spec.default
-        value = payload[spec.field]
-        allowed = ", ".join(repr(spec.to_wire(v)) for v in spec.values)
-        if spec.wire == "int":
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise _Invalid(spec.field, f"value is not a valid integer; expected one of {allowed}")
-            seconds = value
-        elif spec.wire == "string":
-            if not isinstance(value, str) or not value.isdigit():
-                raise _Invalid(spec.field, f"unexpected value; permitted: {allowed}")
-            seconds = int(value)
-        else:
-            if not isinstance(value, str) or not re.fullmatch(r"\d+s", value):
-                raise _Invalid(spec.field, f"unexpected value; permitted: {allowed}")
-            seconds = int(value[:-1])
-        if seconds not in spec.values:
-            raise _Invalid(spec.field, f"unexpected value; permitted: {allowed}")
-        return seconds
+    def _still_plan(self, reading: Reading, payload: dict[str, Any]) -> _RenderPlan:
+        images = [self._image_value(value, "image_urls") for value in payload.get("image_urls") or []]
+        base = images[0] if images else None
+        size = frame_size(reading, None if base is None else base.shape)
+        return _RenderPlan(still=size, base_image=base, seed=reading.seed)
 
-    @staticmethod
-    def _resolution(model: ModelSpec, payload: dict[str, Any]) -> str:
-        if not model.resolution_field or model.resolution_field not in payload:
-            return model.default_resolution
-        value = payload[model.resolution_field]
-        for label, wire in model.resolutions.items():
-            if wire and wire == value:
-                return label
-        allowed = ", ".join(repr(wire) for wire in model.resolutions.values() if wire)
-        raise _Invalid(model.resolution_field, f"unexpected value; permitted: {allowed}")
+    def _image(self, payload: dict[str, Any], name: str) -> Any:
+        return self._image_value(payload.get(name), name)
 
-    @staticmethod
-    def _aspect(model: ModelSpec, kind: EndpointKind, payload: dict[str, Any], image: Any) -> str:
-        has_image = image is not None
-        # Models like Kling take the aspect from the image on image-to-video and ignore the field there.
-        uses_field = model.aspect_field is not None and (kind == "text_to_video" or model.aspect_on_image_to_video)
-        if uses_field and model.aspect_field in payload:
-            value = payload[model.aspect_field]
-            if value == "auto" and has_image:
-                return orientation(image)
-            if value not in model.aspects:
-                allowed = ", ".join(repr(a) for a in (*model.aspects, *(["auto"] if has_image else [])))
-                raise _Invalid(str(model.aspect_field), f"unexpected value; permitted: {allowed}")
-            return str(value)
-        return orientation(image) if has_image else model.aspects[0]
+    def _image_value(self, value: Any, name: str) -> Any:
+        try:
+            return decode_image(self._media_value(value, name))
+        except ValueError:
+            raise _Invalid.field(name, "the file is not a decodable image") from None
 
-    def _inputs(self, model: ModelSpec, kind: EndpointKind, payload: dict[str, Any]) -> tuple[Any, Path | None]:
-        """The first frame (RGB) and the source clip (extend) the request carries."""
-        if kind == "text_to_video":
-            return None, None
-        if kind == "extend":
-            data = self._media(payload, _VIDEO_URL_FIELD)
-            path = self._dir / f"source-{uuid.uuid4().hex}.mp4"
-            path.write_bytes(data)
-            try:
-                if probe(path).video is None:
-                    raise ValueError("no video stream")
-            except Exception as exc:
-                raise _Invalid(_VIDEO_URL_FIELD, f"the file is not a readable video: {exc}") from None
-            return None, path
-        fields = (
-            [model.first_frame_field, model.last_frame_field] if kind == "first_last_frame" else [model.image_field]
-        )
-        images = []
-        for name in fields:
-            assert name is not None  # the catalogue validates image_field for image-to-video
-            try:
-                images.append(decode_image(self._media(payload, name)))
-            except ValueError:
-                raise _Invalid(name, "the file is not a decodable image") from None
-        optional = model.last_frame_field if kind == "image_to_video" else None
-        if optional and payload.get(optional) is not None:
-            try:
-                decode_image(self._media(payload, optional))  # validated, not rendered: see the report
-            except ValueError:
-                raise _Invalid(optional, "the file is not a decodable image") from None
-        return images[0], None
+    def _source_video(self, payload: dict[str, Any]) -> Path:
+        data = self._media(payload, "video_url")
+        path = self._dir / f"source-{uuid.uuid4().hex}.mp4"
+        path.write_bytes(data)
+        try:
+            if probe(path).video is None:
+                raise ValueError("no video stream")
+        except Exception as exc:
+            raise _Invalid.field("video_url", f"the file is not a readable video: {exc}") from None
+        return path
 
     def _media(self, payload: dict[str, Any], name: str) -> bytes:
-        value = payload.get(name)
+        return self._media_value(payload.get(name), name)
+
+    def _media_value(self, value: Any, name: str) -> bytes:
         if value is None:
-            raise _Invalid(name, "field required")
+            raise _Invalid.field(name, "field required", "missing")
         if not isinstance(value, str):
-            raise _Invalid(name, "value is not a valid URL")
+            raise _Invalid.field(name, "value is not a valid URL")
         try:
             data = decode_data_uri(value)
         except (ValueError, UnicodeEncodeError):
-            raise _Invalid(name, "invalid data URI") from None
+            raise _Invalid.field(name, "invalid data URI") from None
         if data is not None:
             return data
         stored = self._cdn_file(value)
         if stored is None:
-            raise _Invalid(name, f"Failed to download the file from {value!r}", "file_download_error")
+            raise _Invalid.field(name, f"Failed to download the file from {value!r}", "file_download_error")
         return stored.path.read_bytes()
 
     def _cdn_file(self, url: str) -> _StoredFile | None:
@@ -497,10 +435,16 @@ class FalEmulator(EmulatorBase):
             return entry.state(time.monotonic())
 
     def _render(self, plan: _RenderPlan, out: Path) -> Path:
+        if plan.still is not None:
+            width, height = plan.still
+            out = out.with_suffix(".png")
+            out.write_bytes(encode_png(render_still(width, height, plan.seed, plan.base_image)))
+            return out
+        assert plan.clip is not None
         if plan.source_video is None:
-            return render_clip(plan.clip, out)
+            return render_clip(plan.clip, out, plan.last_frame)
         part = out.with_name(out.stem + "-part.mp4")
-        render_clip(plan.clip, part)
+        render_clip(plan.clip, part, plan.last_frame)
         merge_videos([plan.source_video, part], out, [JoinPlan(dedupe_first_frame=True)])
         return out
 
@@ -531,16 +475,23 @@ class FalEmulator(EmulatorBase):
             return json_response(entry.failure.status, entry.failure.body, failure_headers)
         assert entry.video is not None
         # Each fetch mints a fresh URL for the same bytes, like signed CDN links.
-        name = f"{uuid.uuid4().hex}.mp4"
+        is_image = entry.video.suffix == ".png"
+        name = f"{uuid.uuid4().hex}{entry.video.suffix}"
+        content_type = "image/png" if is_image else "video/mp4"
         with self._lock:
-            self._files[name] = _StoredFile(entry.video, "video/mp4")
-        video = {
+            self._files[name] = _StoredFile(entry.video, content_type)
+        media = {
             "url": f"{self.url}files/{name}",
-            "content_type": "video/mp4",
-            "file_name": f"{entry.request_id}.mp4",
+            "content_type": content_type,
+            "file_name": f"{entry.request_id}{entry.video.suffix}",
             "file_size": entry.video.stat().st_size,
         }
-        return json_response(200, {"video": video, "seed": entry.seed}, headers)
+        if is_image:
+            height, width = decode_image(entry.video.read_bytes()).shape[:2]
+            return json_response(
+                200, {"images": [media | {"width": width, "height": height}], "description": ""}, headers
+            )
+        return json_response(200, {"video": media, "seed": entry.seed}, headers)
 
     def _cancel(self, entry: FalRequest, headers: dict[str, str]) -> Response:
         with entry.lock:

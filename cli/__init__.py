@@ -1,0 +1,1 @@
+"""`sora-extend`, the command line: the entry layer above the domain package, the flows and the deployments."""

@@ -1,0 +1,223 @@
+"""What one catalogue row says: a video model's or an image model's wire fields, allowed values and prices.
+
+Code never branches on a model's name: providers read field names, duration wire types, allowed values
+and prices from these specs, and capabilities (an end-image field, an extend endpoint, reference images)
+are the presence of the fields that carry them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ProviderName = Literal["preview", "fal", "openai"]
+PROVIDERS: tuple[ProviderName, ...] = ("preview", "fal", "openai")
+
+# Pixel sizes for the 16:9 form of each resolution label; 9:16 swaps them. Even numbers for yuv420p.
+RESOLUTION_SIZES: dict[str, tuple[int, int]] = {
+    "360p": (640, 360),
+    "480p": (854, 480),
+    "512p": (912, 512),
+    "720p": (1280, 720),
+    "768p": (1366, 768),
+    "1024p": (1792, 1024),
+    "1080p": (1920, 1080),
+    "1440p": (2560, 1440),
+    "2160p": (3840, 2160),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoints(_Strict):
+    text_to_video: str | None = None
+    image_to_video: str | None = None
+    first_last_frame: str | None = Field(
+        None, description="A separate first+last-frame endpoint; empty = image_to_video takes the end image too."
+    )
+    extend: str | None = None
+    reference_to_video: str | None = None
+
+
+class DurationSpec(_Strict):
+    field: str = "duration"
+    wire: Literal["int", "string", "seconds_suffix"]
+    values: tuple[int, ...]
+    default: int
+    max_by_resolution: dict[str, int] = Field(
+        default_factory=dict, description="Longest clip at a resolution, where the model allows less there."
+    )
+
+    def max_seconds(self, resolution: str) -> int:
+        return self.max_by_resolution.get(resolution, max(self.values))
+
+    def allowed(self, resolution: str) -> tuple[int, ...]:
+        return tuple(value for value in self.values if value <= self.max_seconds(resolution))
+
+    @model_validator(mode="after")
+    def _default_is_allowed(self) -> DurationSpec:
+        if self.default not in self.values:
+            raise ValueError(f"duration.default {self.default} is not in duration.values {list(self.values)}")
+        return self
+
+    def to_wire(self, seconds: int) -> int | str:
+        if self.wire == "int":
+            return seconds
+        if self.wire == "string":
+            return str(seconds)
+        return f"{seconds}s"
+
+
+class PriceSpec(_Strict):
+    per_second: float = Field(0.0, ge=0)
+    per_second_audio: float | None = Field(None, ge=0)
+    by_resolution: dict[str, float] = Field(default_factory=dict)
+    by_resolution_audio: dict[str, float] = Field(default_factory=dict)
+    per_image: float | None = Field(None, ge=0, description="Image models: USD per image.")
+    per_clip: dict[str, float] = Field(
+        default_factory=dict, description="Models billed per clip: USD for a clip of that many seconds."
+    )
+
+    def rate(self, resolution: str, audio: bool) -> float:
+        """USD per second of output (per image for image models) at this resolution, with or without audio."""
+        if self.per_image is not None:
+            return self.by_resolution.get(resolution, self.per_image)
+        if audio and self.per_second_audio is not None:
+            return self.by_resolution_audio.get(resolution, self.per_second_audio)
+        return self.by_resolution.get(resolution, self.per_second)
+
+    def clip(self, seconds: int, resolution: str, audio: bool) -> float:
+        """USD for one clip of `seconds`."""
+        flat = self.per_clip.get(str(seconds))
+        return round(flat if flat is not None else seconds * self.rate(resolution, audio), 4)
+
+    @property
+    def is_free(self) -> bool:
+        prices = [self.per_second, self.per_second_audio or 0.0, self.per_image or 0.0, *self.per_clip.values()]
+        return not any(prices) and not any(self.by_resolution.values()) and not any(self.by_resolution_audio.values())
+
+
+class _Row(_Strict):
+    """What every catalogue row has, video or image."""
+
+    id: str
+    provider: ProviderName
+    family: str
+    status: Literal["live", "retired"] = "live"
+    notes: str = ""
+    retired_note: str = ""
+    alternatives: tuple[str, ...] = ()
+    image_transport: Literal["data_uri", "upload"] = "data_uri"
+    aspects: tuple[str, ...]
+    aspect_field: str | None = None
+    resolution_field: str | None = None
+    seed_field: str | None = None
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    price: PriceSpec
+    price_source: str = ""
+
+    @property
+    def is_paid(self) -> bool:
+        return not self.price.is_free
+
+    def retired_message(self) -> str:
+        alternatives = ", ".join(self.alternatives) or "see `sora-extend models`"
+        return f"model '{self.id}' is retired: {self.retired_note} Live alternatives: {alternatives}"
+
+
+class ModelSpec(_Row):
+    """A video model."""
+
+    wire_model: str | None = None
+    endpoints: Endpoints
+    image_field: str | None = None
+    first_frame_field: str | None = Field(None, description="Start image on the first_last_frame endpoint.")
+    last_frame_field: str | None = Field(None, description="End image: the model can render between keyframes.")
+    duration: DurationSpec
+    extend_seconds: tuple[int, ...] = ()
+    aspect_on_image_to_video: bool = True
+    resolutions: dict[str, str]
+    default_resolution: str
+    audio_field: str | None = None
+    fps: int = 24
+    price_text_to_video: PriceSpec | None = Field(None, description="Where text-to-video is priced differently.")
+    max_parallel: int | None = Field(
+        None, ge=1, description="Generations one run starts at once by default (empty = as many as it needs)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        unknown = [label for label in self.resolutions if label not in RESOLUTION_SIZES]
+        if unknown:
+            raise ValueError(f"unknown resolution labels {unknown}; known: {list(RESOLUTION_SIZES)}")
+        if self.default_resolution not in self.resolutions:
+            raise ValueError(f"default_resolution {self.default_resolution!r} is not in resolutions")
+        if self.endpoints.image_to_video and self.provider == "fal" and not self.image_field:
+            raise ValueError("a fal model with an image_to_video endpoint needs image_field")
+        if self.endpoints.first_last_frame and not (self.first_frame_field and self.last_frame_field):
+            raise ValueError("a first_last_frame endpoint needs first_frame_field and last_frame_field")
+        return self
+
+    @property
+    def supports_audio(self) -> bool:
+        return self.audio_field is not None
+
+    @property
+    def takes_end_image(self) -> bool:
+        """Whether the model can render a clip that ends on a given image (keyframes mode)."""
+        return self.last_frame_field is not None
+
+    @property
+    def native_extend(self) -> bool:
+        return self.endpoints.extend is not None
+
+    def size(self, aspect: str, resolution: str) -> tuple[int, int]:
+        width, height = RESOLUTION_SIZES[resolution]
+        return (width, height) if aspect == "16:9" else (height, width)
+
+    def price_for(self, mode: str = "image_to_video") -> PriceSpec:
+        return self.price_text_to_video if mode == "text_to_video" and self.price_text_to_video else self.price
+
+    def price_per_second(self, resolution: str, audio: bool, mode: str = "image_to_video") -> float:
+        return self.price_for(mode).rate(resolution, audio and self.supports_audio)
+
+    def cost(self, seconds: int, resolution: str, audio: bool, mode: str = "image_to_video") -> float:
+        return self.price_for(mode).clip(seconds, resolution, audio and self.supports_audio)
+
+
+class ImageEndpoints(_Strict):
+    text_to_image: str
+    image_edit: str | None = None
+
+
+class ImageModelSpec(_Row):
+    """An image model: renders the stills that keyframes mode anchors segments to."""
+
+    endpoints: ImageEndpoints
+    images_field: str | None = Field(None, description="List of input images on the edit endpoint.")
+    max_images: int = Field(1, ge=0)
+    sizes: dict[str, int] = Field(
+        ..., description="Resolution wire value -> pixels on the long side (the smallest that covers the video wins)."
+    )
+    format_field: str | None = None
+    output_format: str = "png"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImageModelSpec:
+        if self.endpoints.image_edit and not self.images_field:
+            raise ValueError("an image_edit endpoint needs images_field")
+        if not self.sizes:
+            raise ValueError("sizes must list at least one resolution")
+        return self
+
+    def size_label(self, width: int, height: int) -> str:
+        """The smallest resolution whose long side covers the video's; the largest if none does."""
+        ordered = sorted(self.sizes.items(), key=lambda item: item[1])
+        need = max(width, height)
+        return next((label for label, pixels in ordered if pixels >= need), ordered[-1][0])
+
+    def cost(self, width: int, height: int) -> float:
+        return round(self.price.rate(self.size_label(width, height), audio=False), 4)

@@ -1,0 +1,65 @@
+"""The job folder's layout: every path inside `<storage>/<job-id>/`, and nowhere else.
+
+    job.json  plan.json  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
+    frames/NN.png (+ NN.json)  ledger/<key>.json  locks/<key>.json  final.mp4  final.json
+    seams.json  drift.json  contact_sheet.png  review/…  review.html  manifest.json
+
+Keyframes are numbered from 0 (the boundary before segment 1); segments and hand-off frames from 1.
+"""
+
+from __future__ import annotations
+
+JOB_STATE = "job.json"
+PLAN = "plan.json"
+FINAL = "final.mp4"
+FINAL_RECORD = "final.json"
+MANIFEST = "manifest.json"
+SEAMS = "seams.json"
+DRIFT = "drift.json"
+CONTACT_SHEET = "contact_sheet.png"
+REVIEW_PAGE = "review.html"
+REVIEW_DIR = "review"
+LEDGER_DIR = "ledger"
+SEGMENT_HISTORY_DIR = "segments/history"
+KEYFRAME_HISTORY_DIR = "keyframes/history"
+
+
+def segment(index: int) -> str:
+    return f"segments/{index:02d}.mp4"
+
+
+def segment_record(index: int) -> str:
+    return f"segments/{index:02d}.json"
+
+
+def keyframe(index: int) -> str:
+    return f"keyframes/{index:02d}.png"
+
+
+def keyframe_record(index: int) -> str:
+    return f"keyframes/{index:02d}.json"
+
+
+def handoff(index: int) -> str:
+    return f"frames/{index:02d}.png"
+
+
+def handoff_record(index: int) -> str:
+    return f"frames/{index:02d}.json"
+
+
+def earlier_take(history_dir: str, index: int, take: int, sha256: str, suffix: str) -> str:
+    """Where an earlier take is kept when a re-render replaces it (nothing paid for is deleted)."""
+    return f"{history_dir}/{index:02d}-take{take}-{sha256[:12]}.{suffix}"
+
+
+def ledger_entry(key: str) -> str:
+    return f"{LEDGER_DIR}/{key}.json"
+
+
+def lock(key: str) -> str:
+    return f"locks/{key}.json"
+
+
+def review_image(name: str) -> str:
+    return f"{REVIEW_DIR}/{name}"

@@ -1,0 +1,61 @@
+"""Whole-clip drift: how far each segment has wandered from segment 1, in colour, structure and sharpness.
+
+In the spirit of LV-Bench's per-chunk deviation (each chunk measured against the first), without model
+weights: a few evenly spaced frames per clip give its mean Lab colour, a small grey thumbnail (its
+layout) and its sharpness; each is compared with segment 1's. Chain and keyframes runs of the same
+prompt can then be compared on the same figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from sora_extend.media.frames import iter_frames
+from sora_extend.media.images import lab_stats, sharpness, ssim
+from sora_extend.media.probe import probe
+
+SAMPLES = 5
+THUMB = (96, 54)  # small enough that camera moves of a few pixels do not count as structure drift
+
+
+class ClipSignature(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    lab_mean: list[float]
+    sharpness: float
+    thumb: np.ndarray = Field(repr=False, exclude=True)
+
+
+class Drift(BaseModel):
+    colour: float = Field(..., description="Mean-Lab distance from segment 1 (roughly Delta E; 0 = same colours).")
+    structure: float = Field(..., description="1 - SSIM of the clip's grey thumbnail against segment 1's (0 = same).")
+    sharpness_ratio: float = Field(..., description="Sharpness relative to segment 1 (1 = as sharp; <1 = softer).")
+
+
+def signature(path: Path, samples: int = SAMPLES) -> ClipSignature:
+    """Colour, layout and sharpness of a clip from `samples` evenly spaced frames."""
+    info = probe(path)
+    total = info.video.frames if info.video and info.video.frames else 0
+    wanted = {round(i * (total - 1) / max(1, samples - 1)) for i in range(samples)} if total else None
+    picked = [frame.rgb for index, frame in enumerate(iter_frames(path)) if wanted is None or index in wanted]
+    if wanted is None:  # no frame count in the container: sample what was decoded
+        picked = picked[:: max(1, len(picked) // samples)][:samples]
+    means = np.mean([lab_stats(rgb)[0] for rgb in picked], axis=0)
+    thumbs = [cv2.resize(rgb, THUMB, interpolation=cv2.INTER_AREA) for rgb in picked]
+    return ClipSignature(
+        lab_mean=[round(float(v), 4) for v in means],
+        sharpness=float(np.mean([sharpness(rgb) for rgb in picked])),
+        thumb=np.mean(thumbs, axis=0).astype(np.uint8),
+    )
+
+
+def drift(clip: ClipSignature, reference: ClipSignature) -> Drift:
+    return Drift(
+        colour=round(float(np.linalg.norm(np.subtract(clip.lab_mean, reference.lab_mean))), 3),
+        structure=round(1.0 - ssim(clip.thumb, reference.thumb), 4),
+        sharpness_ratio=round(clip.sharpness / max(reference.sharpness, 1e-6), 3),
+    )

@@ -1,0 +1,153 @@
+"""Stream-copy merge: copy video packets, re-encode audio through one AAC encoder.
+
+Why this way (measured in shared/reference/media.md): `-c copy` on both streams drifts ~21 ms per
+join because every segment's AAC priming plays as silence; copying video and sending all audio
+through a single encoder is gapless and sample-accurate, and costs a fraction of a re-encode.
+
+Continuous joins: an image-to-video segment starts with the hand-off frame, which is the previous
+segment's last frame, so a plain concatenation shows that image twice (a one-frame hold, visible in
+a pan). Instead of dropping a frame (impossible without re-encoding a GOP) the two copies are each
+shown for half a frame: the image is on screen for exactly one frame period, nothing is re-encoded,
+and the frame count stays the sum of the inputs. The audio is cut at the same instants, so sync holds
+at every join. Everything stream copy cannot do exactly (different codecs or sizes, crossfades,
+trimming a segment's tail) goes to `merge.py`, which re-encodes what it must.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from sora_extend.errors import MediaError
+from sora_extend.media.audio import AacEncoder, decode_audio_span
+from sora_extend.media.joins import JoinPlan, MergeResult, StreamCopyUnsupported
+from sora_extend.media.probe import MediaInfo, probe
+
+
+def compatibility_blocker(infos: Sequence[MediaInfo]) -> str | None:
+    """Why these files cannot share one stream-copied video track, or None if they can."""
+    if any(info.video is None for info in infos):
+        return "a segment has no video stream"
+    keys = {info.video.stream_copy_key() for info in infos if info.video}
+    if len(keys) > 1:
+        first = infos[0].video
+        for info in infos[1:]:
+            assert info.video is not None and first is not None
+            for name in ("codec", "width", "height", "pix_fmt", "fps_fraction", "extradata_sha256"):
+                if getattr(info.video, name) != getattr(first, name):
+                    return f"segments differ in {name} ({getattr(first, name)} vs {getattr(info.video, name)})"
+    return None
+
+
+def stream_copy_blocker(infos: Sequence[MediaInfo], joins: Sequence[JoinPlan]) -> str | None:
+    """Why these segments cannot be joined by stream copy alone, or None if they can."""
+    blocker = compatibility_blocker(infos)
+    if blocker:
+        return blocker
+    if any(join.crossfade_s > 0 for join in joins):
+        return "crossfade joins blend frames"
+    if any(join.trim_tail_frames for join in joins):
+        return "a segment's last frames must be trimmed (the hand-off guard skipped them)"
+    return None
+
+
+def _read_video_packets(path: Path) -> tuple[list[av.Packet], Fraction]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = []
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.pts is None or packet.dts is None:
+                continue
+            if packet.is_discard:
+                raise StreamCopyUnsupported(f"{path.name} uses an edit list that hides frames")
+            packets.append(packet)
+        return packets, stream.time_base
+
+
+def stream_copy_merge(inputs: Sequence[Path], joins: Sequence[JoinPlan], output: Path) -> MergeResult:
+    infos = [probe(path) for path in inputs]
+    blocker = stream_copy_blocker(infos, joins)
+    if blocker:
+        raise StreamCopyUnsupported(blocker)
+    first_video = infos[0].video
+    assert first_video is not None
+    fps = Fraction(first_video.fps_fraction)
+    with av.open(str(inputs[0])) as template_container:
+        template = template_container.streams.video[0]
+        in_tb = template.time_base
+        # Half a frame must be a whole number of ticks: halve the time base when it is not.
+        frame_ticks = Fraction(1, 1) / fps / in_tb
+        tb = in_tb if (frame_ticks / 2).denominator == 1 else in_tb / 2
+        frame = int(Fraction(1, 1) / fps / tb)
+        half = frame // 2
+        output.parent.mkdir(parents=True, exist_ok=True)
+        out = av.open(str(output), mode="w", options={"movflags": "+faststart"})
+        try:
+            video_out = out.add_stream_from_template(template)
+            audio = AacEncoder(out)
+            return _copy_all(out, video_out, audio, inputs, joins, tb, frame, half)
+        finally:
+            out.close()
+
+
+def _copy_all(
+    out: av.container.OutputContainer,
+    video_out: av.VideoStream,
+    audio: AacEncoder,
+    inputs: Sequence[Path],
+    joins: Sequence[JoinPlan],
+    tb: Fraction,
+    frame: int,
+    half: int,
+) -> MergeResult:
+    offset = 0  # output time (in tb) where the current segment's first frame is shown
+    last_dts: int | None = None
+    frames = 0
+    joins_at: list[float] = []
+    for k, path in enumerate(inputs):
+        packets, in_tb = _read_video_packets(path)
+        if not packets:
+            raise MediaError(f"{path.name} has no video packets")
+        scale = in_tb / tb
+        pts = [int(p.pts * scale) for p in packets]
+        dts = [int(p.dts * scale) for p in packets]
+        first, last = min(pts), max(pts)
+        dedupe_in = k > 0 and joins[k - 1].dedupe_first_frame
+        dedupe_out = k < len(inputs) - 1 and joins[k].dedupe_first_frame
+        shift = half if dedupe_in else 0
+        video_packets = []
+        for packet, p, d in zip(packets, pts, dts, strict=True):
+            new_pts = offset if p == first else offset + p - first - shift
+            new_dts = offset + d - first - shift
+            if last_dts is not None and new_dts <= last_dts:
+                new_dts = last_dts + 1
+            if new_dts > new_pts:
+                raise StreamCopyUnsupported(f"{path.name}: retimed frames would decode after they show")
+            last_dts = new_dts
+            packet.pts, packet.dts, packet.duration, packet.time_base = new_pts, new_dts, frame, tb
+            packet.stream = video_out
+            video_packets.append(packet)
+        span = (last - first - shift) + (half if dedupe_out else frame)
+        samples = decode_audio_span(path, float(first * tb), float(shift * tb), float(span * tb))
+        _interleave(out, video_packets, audio.encode(samples), tb)
+        frames += len(packets)
+        offset += span
+        joins_at.append(float(offset * tb))
+    out.mux(audio.flush())
+    seconds = float(offset * tb)
+    return MergeResult(method="stream-copy", frames=frames, duration=seconds, seconds=0.0, joins_at=joins_at[:-1])
+
+
+def _interleave(
+    out: av.container.OutputContainer, video: list[av.Packet], audio: list[av.Packet], tb: Fraction
+) -> None:
+    """Mux a segment's packets in time order so players can stream the file progressively."""
+
+    def when(packet: av.Packet) -> float:
+        return float(packet.dts * packet.time_base) if packet.time_base else float(packet.dts * tb)
+
+    for packet in sorted(video + audio, key=when):
+        out.mux(packet)

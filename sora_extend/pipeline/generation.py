@@ -1,0 +1,228 @@
+"""One paid generation (a clip or a still), paid for at most once.
+
+Order of operations, each step durable before the next starts:
+  1. the result is already in storage under the same content key -> return it (no provider call);
+  2. take the per-key lock (a concurrent run of the same job waits here, then finds step 1 true);
+  3. the ledger holds a request id for the key -> resume it by id; otherwise check the budget, write
+     a "submitting" entry, submit, and record the request id the moment it exists;
+  4. poll until done; a terminal failure is recorded (only that allows a new submission later);
+  5. download, verify it, re-fetch if truncated or expired;
+  6. the caller stores the file and its record, then `complete` marks the ledger entry completed.
+A crash anywhere leaves the job resumable: before step 3 nothing was paid, after it the id is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from sora_extend.errors import MediaError, ResultExpiredError, TerminalProviderError, TransientProviderError
+from sora_extend.ledger import LedgerEntry
+from sora_extend.pipeline.budget import check_submission
+from sora_extend.pipeline.job import Job
+from sora_extend.providers.base import GenerationRequest, Outcome, Provider, Submission
+
+logger = logging.getLogger(__name__)
+
+DOWNLOAD_ATTEMPTS = 3
+Gate = Callable[[], AbstractContextManager[object]]
+RecordT = TypeVar("RecordT")
+Verify = Callable[[Path, GenerationRequest], object]
+
+
+@dataclass
+class Generated:
+    """A finished generation, downloaded and verified, not yet stored."""
+
+    local: Path
+    checked: object  # what `verify` returned (e.g. the probed media info)
+    submission: Submission
+    entry: LedgerEntry
+    resumed: bool
+    render_s: float
+
+
+def once(job: Job, key: str, stored: Callable[[], RecordT | None], produce: Callable[[], RecordT]) -> RecordT:
+    """Steps 1-2: the stored result if there is one, else `produce` it under the key's lock."""
+    done = stored()
+    if done is not None:
+        return done
+    with job.lock(key):
+        done = stored()
+        return done if done is not None else produce()
+
+
+def generate(
+    job: Job, provider: Provider, request: GenerationRequest, cost_usd: float, verify: Verify, gate: Gate = nullcontext
+) -> Generated:
+    """Steps 3-5 (call it inside `once`). `gate` is entered around the provider work only (e.g. a
+    provider-wide concurrency slot)."""
+    with gate():
+        started = time.monotonic()
+        submission, entry, resumed = _submission_for(job, provider, request, cost_usd)
+        outcome = _wait(job, provider, submission, entry, request)
+        local, checked = _download(job, provider, submission, outcome, request, verify)
+    return Generated(local, checked, submission, entry, resumed, round(time.monotonic() - started, 3))
+
+
+def complete(job: Job, generated: Generated) -> None:
+    """Step 6, after the caller stored the result and its record."""
+    generated.entry.state = "completed"
+    job.ledger.put(generated.entry)
+    generated.local.unlink(missing_ok=True)
+
+
+@contextmanager
+def _named(request: GenerationRequest) -> Iterator[None]:
+    """Provider errors name the step they happened on (providers do not know it)."""
+    try:
+        yield
+    except (TransientProviderError, TerminalProviderError) as exc:
+        raise exc.for_step(request.label) from None
+
+
+def _submit(job: Job, provider: Provider, request: GenerationRequest, entry: LedgerEntry) -> Submission:
+    # One budget decision at a time per job: submissions started at once must see each other's intents.
+    with job.lock(f"budget-{job.job_id}") if job.request.budget_usd is not None else nullcontext():
+        check_submission(job.request, job.ledger.committed_usd(), entry.cost_usd, request.label)
+        job.ledger.put(entry)  # "submitting": the intent is durable before any money can move
+    try:
+        with _named(request):
+            submission = provider.submit(request)
+    except (TransientProviderError, TerminalProviderError) as exc:
+        if exc.status_code is not None:  # the provider answered and did not accept it: nothing to pay
+            entry.state, entry.error = "failed", exc.reason
+            job.ledger.put(entry)
+        raise
+    entry.state, entry.request_id, entry.billed = "submitted", submission.request_id, provider.is_paid
+    job.ledger.put(entry)
+    logger.info(
+        "%s: submitted to %s (%s), request id %s",
+        request.label,
+        submission.endpoint,
+        request.mode,
+        submission.request_id,
+    )
+    return submission
+
+
+def _orphan_message(entry: LedgerEntry) -> str:
+    return (
+        f"a submission to {entry.endpoint} started at {entry.updated_at:%Y-%m-%d %H:%M:%S} UTC but its request id "
+        "was never recorded (the process stopped mid-submit), so it may or may not have been accepted and "
+        "billed. Check the provider's dashboard; to submit again anyway set SORA_EXTEND_ORPHAN_POLICY=resubmit."
+    )
+
+
+def _submission_for(
+    job: Job, provider: Provider, request: GenerationRequest, cost_usd: float
+) -> tuple[Submission, LedgerEntry, bool]:
+    """The request to wait for: a recorded one (resumed) or a new submission."""
+    entry = job.ledger.get(request.content_key)
+    if entry is not None and entry.request_id and entry.state in {"submitted", "completed"}:
+        logger.info(
+            "%s: resuming request %s (submitted %s)",
+            request.label,
+            entry.request_id,
+            f"{entry.created_at:%Y-%m-%d %H:%M:%S} UTC",
+        )
+        submission = Submission(
+            provider=entry.provider,
+            model=entry.model,
+            endpoint=entry.endpoint,
+            request_id=entry.request_id,
+            submitted_at=entry.created_at,
+        )
+        return submission, entry, True
+    if entry is not None and entry.state == "submitting":
+        if provider.is_paid and job.settings.orphan_policy == "fail":
+            raise TerminalProviderError(
+                _orphan_message(entry), provider=provider.name, model=provider.spec.id, step=request.label
+            )
+        logger.warning("%s: %s; submitting again", request.label, _orphan_message(entry))
+    if entry is None:
+        entry = LedgerEntry(
+            key=request.content_key,
+            kind="keyframe" if request.output == "image" else "segment",
+            segment=request.index,
+            take=_take_of(job, request),
+            provider=provider.name,
+            model=provider.spec.id,
+            endpoint=provider.endpoint_for(request),
+            state="submitting",
+            cost_usd=cost_usd,
+        )
+    else:  # an earlier request for this key failed terminally (or was orphaned): keep it in history
+        job.ledger.retire(entry)
+        entry.cost_usd, entry.endpoint = cost_usd, provider.endpoint_for(request)
+    return _submit(job, provider, request, entry), entry, False
+
+
+def _take_of(job: Job, request: GenerationRequest) -> int:
+    state = job.state()
+    takes = state.keyframe_takes if request.output == "image" else state.takes
+    return takes.get(request.index, 1)
+
+
+def _wait(
+    job: Job, provider: Provider, submission: Submission, entry: LedgerEntry, request: GenerationRequest
+) -> Outcome:
+    def on_state(state: str, detail: str) -> None:
+        logger.info("%s: %s %s%s", request.label, submission.request_id, state, f" ({detail})" if detail else "")
+
+    try:
+        with _named(request):
+            return provider.wait(submission, on_state, job.settings.poll_timeout_s)
+    except (TerminalProviderError, TransientProviderError) as exc:
+        if exc.request_failed:
+            # The provider finished this request unsuccessfully: record it, so a later attempt may
+            # submit anew. Server-side failures (5xx) are not billed; a rejected input may be.
+            # Any other error (auth, polling, timeouts) leaves the request resumable as it was.
+            entry.state, entry.error = "failed", exc.reason
+            entry.billed = provider.is_paid and (exc.status_code is None or exc.status_code < 500)
+            job.ledger.put(entry)
+            logger.warning("%s: request %s failed: %s", request.label, submission.request_id, exc.reason)
+        raise
+
+
+def _download(
+    job: Job,
+    provider: Provider,
+    submission: Submission,
+    outcome: Outcome,
+    request: GenerationRequest,
+    verify: Verify,
+) -> tuple[Path, object]:
+    suffix = ".png" if request.output == "image" else ".mp4"
+    local = job.cache.scratch(job.job_id) / f"{request.content_key}{suffix}"
+    problem = ""
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            with _named(request):
+                provider.download(submission, outcome, request, local)
+            return local, verify(local, request)
+        except ResultExpiredError:
+            logger.warning(
+                "%s: result link expired; asking %s for it again by request id", request.label, provider.name
+            )
+            with _named(request):
+                outcome = provider.refresh(submission)
+            problem = "the result link expired"
+        except MediaError as exc:
+            problem = str(exc)
+            logger.warning(
+                "%s: download attempt %d/%d is unusable: %s", request.label, attempt, DOWNLOAD_ATTEMPTS, problem
+            )
+    raise TransientProviderError(
+        f"could not download a complete result after {DOWNLOAD_ATTEMPTS} attempts ({problem}); "
+        "the request id is recorded and the next attempt fetches it again without resubmitting",
+        provider=provider.name,
+        model=provider.spec.id,
+        step=request.label,
+        request_id=submission.request_id,
+    )

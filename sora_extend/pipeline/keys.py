@@ -1,0 +1,121 @@
+"""Content keys, one function per step: exactly what determines a step's output, and nothing else.
+
+The domain checks stored records against these keys (a match means the work is done and paid for);
+the Prefect flow's one cache policy uses the same functions, so the two can never disagree. Keys hold a
+version prefix and hashes, never run ids or source code, so a new run with the same inputs finds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sora_extend.hashing import content_key
+from sora_extend.pipeline.joins import plan_joins
+from sora_extend.pipeline.records import ImageRecord
+from sora_extend.pipeline.steps import HandoffStep, KeyframeStep, MergeStep, PlanStep, SegmentStep, WorkStep
+from sora_extend.request import ExtendRequest
+
+# Hand-off guard and colour anchoring settings: part of the hand-off frame's key.
+GUARD_WINDOW = 6
+BLACK_LUMA = 16.0
+BLUR_RATIO = 0.5  # a frame under half the window's median sharpness counts as blurred
+MAX_ANCHOR_SHIFT = 12.0  # Lab units: correct drift, never fight an intended change of look
+
+
+def generation_seed(base: int, index: int, take: int) -> int:
+    """Different per piece and per take, stable across runs."""
+    return (base + 1009 * (index - 1) + 7919 * (take - 1)) % (2**31)
+
+
+def _sha(inputs: Mapping[str, Any], step_id: str | None) -> str | None:
+    if not step_id:
+        return None
+    record = inputs[step_id]
+    assert isinstance(record, ImageRecord), f"{step_id} is not an image"
+    return record.sha256
+
+
+def plan_key(job_id: str) -> str:
+    """One plan per job: the job id already hashes everything the plan depends on."""
+    return f"plan-{job_id}"
+
+
+def keyframe_key(request: ExtendRequest, step: KeyframeStep, inputs: Mapping[str, Any]) -> str:
+    spec = request.keyframe_spec
+    assert spec is not None, "keyframe steps need a keyframe model"
+    width, height = request.size
+    return content_key(
+        "keyframe",
+        model=spec.id,
+        prompt=step.still.prompt,
+        size=[width, height],
+        aspect=request.aspect,
+        resolution=spec.size_label(width, height),
+        seed=generation_seed(request.effective_seed, step.index + 1, step.take) if spec.seed_field else None,
+        base=_sha(inputs, step.base),
+        take=step.take,
+    )
+
+
+def segment_key(request: ExtendRequest, step: SegmentStep, inputs: Mapping[str, Any]) -> str:
+    spec = request.spec
+    width, height = request.size
+    fields: dict[str, Any] = {
+        "model": spec.id,
+        "wire_model": spec.wire_model,
+        "prompt": step.shot.prompt,
+        "seconds": step.shot.seconds,
+        "aspect": request.aspect,
+        "resolution": request.resolution,
+        "size": [width, height],
+        "seed": generation_seed(request.effective_seed, step.index, step.take) if spec.seed_field else None,
+        "audio": request.audio and spec.supports_audio,
+        "first_frame": _sha(inputs, step.first),
+        "extends": None,
+        "take": step.take,
+    }
+    last = _sha(inputs, step.last)
+    if last is not None:  # added later: only present when used, so earlier chain keys stay valid
+        fields["last_frame"] = last
+    return content_key("segment", **fields)
+
+
+def handoff_key(request: ExtendRequest, step: HandoffStep, inputs: Mapping[str, Any]) -> str:
+    width, height = request.size
+    return content_key(
+        "handoff",
+        segment=inputs[step.segment].sha256,
+        size=[width, height],
+        window=GUARD_WINDOW,
+        fit="cover",
+        black=BLACK_LUMA,
+        blur=BLUR_RATIO,
+        anchor=_sha(inputs, step.anchor),
+        anchor_cap=MAX_ANCHOR_SHIFT,
+    )
+
+
+def merge_key(request: ExtendRequest, step: MergeStep, inputs: Mapping[str, Any]) -> str:
+    joins = plan_joins(step, inputs, request.crossfade_seconds)
+    width, height = request.size
+    return content_key(
+        "final",
+        segments=[inputs[segment].sha256 for segment in step.segments],
+        joins=[join.model_dump() for join in joins],
+        size=[width, height],
+        fps=request.spec.fps,
+    )
+
+
+def step_key(request: ExtendRequest, job_id: str, step: PlanStep | WorkStep, inputs: Mapping[str, Any]) -> str:
+    """The key of any step, by kind."""
+    if isinstance(step, PlanStep):
+        return plan_key(job_id)
+    if isinstance(step, KeyframeStep):
+        return keyframe_key(request, step, inputs)
+    if isinstance(step, SegmentStep):
+        return segment_key(request, step, inputs)
+    if isinstance(step, HandoffStep):
+        return handoff_key(request, step, inputs)
+    return merge_key(request, step, inputs)

@@ -1,0 +1,116 @@
+"""A whole run without Prefect, from the same pieces the flow uses: the graph for the job's mode, one
+function per step kind, and the executor loop (here on threads). For scripts, tests and benchmarks.
+
+The `extend-video` flow runs the same graph with the same step functions, each as a Prefect task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+
+from sora_extend import layout
+from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.pipeline.assemble import merge_job
+from sora_extend.pipeline.budget import Work
+from sora_extend.pipeline.execute import Outcome, ThreadRunner, execute
+from sora_extend.pipeline.generation import Gate
+from sora_extend.pipeline.handoff import extract_handoff
+from sora_extend.pipeline.job import Job, JobState
+from sora_extend.pipeline.keyframe import keyframe_model, render_keyframe
+from sora_extend.pipeline.planning import plan_job
+from sora_extend.pipeline.records import KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.segment import render_segment
+from sora_extend.pipeline.steps import (
+    HandoffStep,
+    KeyframeStep,
+    MergeStep,
+    RunGraph,
+    SegmentStep,
+    WorkStep,
+    build_graph,
+)
+from sora_extend.plan import ShotPlan
+from sora_extend.planners import get_planner
+from sora_extend.providers import Provider, get_provider
+from sora_extend.request import ExtendRequest
+
+ProviderFactory = Callable[[ModelSpec | ImageModelSpec], Provider]
+
+
+def graph_for(request: ExtendRequest, plan: ShotPlan, state: JobState) -> RunGraph:
+    """The job's run in its continuation mode, with the re-render takes of `state`."""
+    return build_graph(
+        request.continuity,
+        plan,
+        takes=state.takes,
+        keyframe_takes=state.keyframe_takes,
+        colour_anchor=request.colour_anchor,
+    )
+
+
+def max_parallel(request: ExtendRequest) -> int | None:
+    """Paid steps in flight at once: the request's cap, else the model's default, else no cap."""
+    return request.max_parallel or request.spec.max_parallel
+
+
+def run_step(
+    job: Job,
+    step: WorkStep,
+    inputs: dict[str, object],
+    providers: ProviderFactory | None = None,
+    gate_for: Callable[[str], Gate] | None = None,
+) -> object:
+    """Run one step of any kind. A paid step gets its own provider client (closed afterwards) and runs
+    its provider work inside `gate_for(provider name)`, e.g. a provider-wide concurrency slot."""
+    if isinstance(step, HandoffStep):
+        return extract_handoff(job, step, inputs)
+    if isinstance(step, MergeStep):
+        return merge_job(job, step, inputs)
+    spec = keyframe_model(job) if isinstance(step, KeyframeStep) else job.spec
+    provider = (providers or (lambda row: get_provider(row, job.settings)))(spec)
+    gate = gate_for(spec.provider) if gate_for else nullcontext
+    try:
+        if isinstance(step, KeyframeStep):
+            return render_keyframe(job, step, inputs, provider, gate)
+        assert isinstance(step, SegmentStep)
+        return render_segment(job, step, inputs, provider, gate)
+    finally:
+        provider.close()
+
+
+def pending_work(job: Job, state: JobState | None = None) -> Work:
+    """The paid pieces this run will render: those not stored at their current take, and everything made
+    from them (chain: every later segment; keyframes: the two segments touching a keyframe)."""
+    plan = job.store.read_model(layout.PLAN, ShotPlan)
+    if plan is None:  # nothing planned, so nothing rendered yet
+        keyframes = job.request.segments + 1 if job.request.continuity == "keyframes" else 0
+        return Work(segments=job.request.segments, keyframes=keyframes)
+    graph = graph_for(job.request, plan, state or job.state())
+    missing = set()
+    for step in graph.steps:
+        if isinstance(step, SegmentStep):
+            record = job.store.read_model(layout.segment_record(step.index), SegmentRecord)
+        elif isinstance(step, KeyframeStep):
+            record = job.store.read_model(layout.keyframe_record(step.index), KeyframeRecord)  # type: ignore[assignment]
+        else:
+            continue
+        if record is None or record.take != step.take or not job.store.exists(record.path):
+            missing.add(step.id)
+    stale = graph.downstream(missing)
+    return Work(
+        segments=sum(isinstance(step, SegmentStep) and step.id in stale for step in graph.steps),
+        keyframes=sum(isinstance(step, KeyframeStep) and step.id in stale for step in graph.steps),
+    )
+
+
+def run_job(
+    job: Job, providers: ProviderFactory | None = None, *, until: set[str] | None = None, threads: int = 8
+) -> tuple[ShotPlan, Outcome]:
+    """Plan (or reuse the plan), then run every step, or only what the steps in `until` need. The outcome
+    holds every record and the first failure."""
+    plan = plan_job(job, get_planner(job.request.planner, job.settings))
+    graph = graph_for(job.request, plan, job.state())
+    with ThreadRunner(lambda step, inputs: run_step(job, step, inputs, providers), threads) as runner:
+        outcome = execute(graph.only(until) if until else graph, runner, max_parallel=max_parallel(job.request))
+    return plan, outcome

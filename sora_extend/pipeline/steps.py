@@ -1,0 +1,233 @@
+"""The description of a run: which steps, what each one is made from, and so which may run at once.
+
+A continuation mode is a strategy that turns the shot plan into this graph; one executor runs any
+graph (the Prefect flow with tasks, tests and benchmarks with threads). A step names the steps whose
+records it consumes by id; a step may start once all of them are done.
+
+    chain:      segment-01 -> handoff-01 -> segment-02 -> handoff-02 -> segment-03 -> merge
+    keyframes:  keyframe-00 -> keyframe-01..N (edits of 00, at once) -> segment-01..N (at once) -> merge
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sora_extend.plan import Shot, ShotPlan, Still
+from sora_extend.request import Continuity
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def paid(self) -> bool:
+        """Whether running it may call a paid provider (counts against the run's parallelism cap)."""
+        return False
+
+
+class PlanStep(_Step):
+    kind: Literal["plan"] = "plan"
+    index: int = 0
+
+    @property
+    def id(self) -> str:
+        return "plan"
+
+
+class KeyframeStep(_Step):
+    kind: Literal["keyframe"] = "keyframe"
+    take: int = 1
+    still: Still
+    base: str | None = Field(None, description="The keyframe step this still is an edit of.")
+
+    @property
+    def id(self) -> str:
+        return keyframe_id(self.index)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.base,) if self.base else ()
+
+    @property
+    def paid(self) -> bool:
+        return True
+
+
+class SegmentStep(_Step):
+    kind: Literal["segment"] = "segment"
+    take: int = 1
+    shot: Shot
+    first: str | None = Field(None, description="The step whose image the clip starts on (hand-off or keyframe).")
+    last: str | None = Field(None, description="The keyframe step whose image the clip ends on.")
+
+    @property
+    def id(self) -> str:
+        return segment_id(self.index)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return tuple(step for step in (self.first, self.last) if step)
+
+    @property
+    def paid(self) -> bool:
+        return True
+
+
+class HandoffStep(_Step):
+    kind: Literal["handoff"] = "handoff"
+    segment: str
+    anchor: str | None = Field(None, description="The hand-off frame whose colours this one is matched to.")
+
+    @property
+    def id(self) -> str:
+        return handoff_id(self.index)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.segment, self.anchor) if self.anchor else (self.segment,)
+
+
+class MergeStep(_Step):
+    kind: Literal["merge"] = "merge"
+    index: int = 0
+    segments: tuple[str, ...]
+    joins: tuple[str, ...] = Field(
+        ..., description="Per join, the step whose image both sides share (hand-off or keyframe), '' if none."
+    )
+    transitions: tuple[Literal["continuous", "crossfade", "cut"], ...]
+
+    @property
+    def id(self) -> str:
+        return "merge"
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (*self.segments, *(join for join in self.joins if join))
+
+
+Step = Annotated[PlanStep | KeyframeStep | SegmentStep | HandoffStep | MergeStep, Field(discriminator="kind")]
+WorkStep = KeyframeStep | SegmentStep | HandoffStep | MergeStep
+
+
+def keyframe_id(index: int) -> str:
+    return f"keyframe-{index:02d}"
+
+
+def segment_id(index: int) -> str:
+    return f"segment-{index:02d}"
+
+
+def handoff_id(index: int) -> str:
+    return f"handoff-{index:02d}"
+
+
+class RunGraph(BaseModel):
+    """Every step of one run, each after the steps it needs (a valid order to run them one by one)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    continuity: Continuity
+    steps: tuple[Annotated[WorkStep, Field(discriminator="kind")], ...]
+
+    def __getitem__(self, step_id: str) -> WorkStep:
+        return next(step for step in self.steps if step.id == step_id)
+
+    @property
+    def merge(self) -> MergeStep:
+        return next(step for step in self.steps if isinstance(step, MergeStep))
+
+    def of_kind(self, kind: str) -> list[WorkStep]:
+        return [step for step in self.steps if step.kind == kind]
+
+    def upstream(self, step_ids: set[str]) -> set[str]:
+        """These steps and every step whose record they consume, directly or not."""
+        found = set(step_ids)
+        for step in reversed(self.steps):  # consumers come after what they consume
+            if step.id in found:
+                found.update(step.needs)
+        return found
+
+    def only(self, step_ids: set[str]) -> RunGraph:
+        """The part of the run that produces these steps' records: them and what they need."""
+        keep = self.upstream(step_ids)
+        return self.model_copy(update={"steps": tuple(step for step in self.steps if step.id in keep)})
+
+    def downstream(self, step_ids: set[str]) -> set[str]:
+        """These steps and every step that consumes what they produce, directly or not."""
+        found = set(step_ids)
+        for step in self.steps:  # in dependency order, so one pass is enough
+            if found.intersection(step.needs):
+                found.add(step.id)
+        return found
+
+
+def build_graph(
+    continuity: Continuity,
+    plan: ShotPlan,
+    *,
+    takes: dict[int, int] | None = None,
+    keyframe_takes: dict[int, int] | None = None,
+    colour_anchor: bool = True,
+) -> RunGraph:
+    """The run for a plan in the given continuation mode. `takes` are the re-render takes per segment."""
+    takes = takes or {}
+    if continuity == "keyframes":
+        return _keyframes(plan, takes, keyframe_takes or {})
+    if continuity == "chain":
+        return _chain(plan, takes, colour_anchor)
+    raise ValueError(f"continuity {continuity!r} has no run strategy")
+
+
+def _chain(plan: ShotPlan, takes: dict[int, int], colour_anchor: bool) -> RunGraph:
+    steps: list[WorkStep] = []
+    joins: list[str] = []
+    last = len(plan.shots)
+    for shot in plan.shots:
+        first = handoff_id(shot.index - 1) if shot.continues_previous else None
+        steps.append(SegmentStep(index=shot.index, take=takes.get(shot.index, 1), shot=shot, first=first))
+        if shot.index > 1:
+            joins.append(first or "")
+        if shot.index < last:
+            # Every hand-off frame is colour-matched to the first one, so drift cannot compound hop by hop.
+            anchor = handoff_id(1) if colour_anchor and shot.index > 1 else None
+            steps.append(HandoffStep(index=shot.index, segment=segment_id(shot.index), anchor=anchor))
+    steps.append(_merge(plan, joins))
+    return RunGraph(continuity="chain", steps=tuple(steps))
+
+
+def _keyframes(plan: ShotPlan, takes: dict[int, int], keyframe_takes: dict[int, int]) -> RunGraph:
+    if len(plan.stills) != len(plan.shots) + 1:
+        raise ValueError(f"keyframes mode needs {len(plan.shots) + 1} stills, the plan has {len(plan.stills)}")
+    steps: list[WorkStep] = []
+    for still in plan.stills:
+        base = keyframe_id(still.edit_of) if still.edit_of is not None else None
+        steps.append(KeyframeStep(index=still.index, take=keyframe_takes.get(still.index, 1), still=still, base=base))
+    joins: list[str] = []
+    for shot in plan.shots:
+        # A cut is a new shot: the clip before it ends freely, the one after starts on the boundary still.
+        cut_after = shot.index < len(plan.shots) and plan.shots[shot.index].transition_in == "cut"
+        last = None if cut_after else keyframe_id(shot.index)
+        step = SegmentStep(
+            index=shot.index, take=takes.get(shot.index, 1), shot=shot, first=keyframe_id(shot.index - 1), last=last
+        )
+        steps.append(step)
+        if shot.index > 1:
+            joins.append("" if shot.transition_in == "cut" else keyframe_id(shot.index - 1))
+    steps.append(_merge(plan, joins))
+    return RunGraph(continuity="keyframes", steps=tuple(steps))
+
+
+def _merge(plan: ShotPlan, joins: list[str]) -> MergeStep:
+    return MergeStep(
+        segments=tuple(segment_id(shot.index) for shot in plan.shots),
+        joins=tuple(joins),
+        transitions=tuple(shot.transition_in for shot in plan.shots[1:]),
+    )

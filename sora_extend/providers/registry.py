@@ -1,0 +1,20 @@
+"""Which provider renders a catalogue row: the one place that knows every provider class."""
+
+from __future__ import annotations
+
+from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.providers.base import Provider
+from sora_extend.providers.fal import FalProvider
+from sora_extend.providers.openai_videos import OpenAIVideosProvider
+from sora_extend.providers.preview import PreviewProvider
+from sora_extend.settings import Settings
+
+PROVIDER_CLASSES: dict[str, type[Provider]] = {
+    "preview": PreviewProvider,
+    "fal": FalProvider,
+    "openai": OpenAIVideosProvider,
+}
+
+
+def get_provider(spec: ModelSpec | ImageModelSpec, settings: Settings) -> Provider:
+    return PROVIDER_CLASSES[spec.provider](spec, settings)
