@@ -27,9 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## Media benchmark: merge, frame extraction, preview render (prints a table of ratios).
+## Benchmarks: merge, frame extraction, preview render; chain vs keyframes (tables of ratios).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.media_bench
+	$(BIN)/python -m benchmarks.continuity_bench
 
 ## Prefect UI on http://127.0.0.1:4200 (keep the default port: the UI calls the API there).
 ui: $(STAMP)

@@ -103,11 +103,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from sora_extend.pipeline.budget import check_estimate, estimate
+    from sora_extend.pricing import price_book_for
+    from sora_extend.settings import get_settings
 
     request = request_from(args)
-    for line in estimate(request).lines():
+    prices = price_book_for(request, get_settings())  # fal's live prices when FAL_KEY is set
+    for line in estimate(request, prices).lines():
         print(line)
-    check_estimate(request)
+    check_estimate(request, prices=prices)
     return EXIT_OK
 
 

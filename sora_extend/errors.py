@@ -8,6 +8,8 @@ error is never paid for twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 
 class SoraExtendError(Exception):
@@ -66,6 +68,7 @@ class ProviderError(SoraExtendError):
         status_code: int | None = None,
         retry_after: float | None = None,
         request_failed: bool = False,
+        never_sent: bool = False,
     ) -> None:
         self.reason = reason
         self.provider = provider
@@ -76,6 +79,8 @@ class ProviderError(SoraExtendError):
         self.retry_after = retry_after
         # The provider finished this request unsuccessfully: it cannot be resumed, only resubmitted.
         self.request_failed = request_failed
+        # A submit that never reached the provider (no connection): nothing can have been accepted.
+        self.never_sent = never_sent
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -98,6 +103,19 @@ class ProviderError(SoraExtendError):
 
 class TransientProviderError(ProviderError):
     """Worth retrying: transport errors, 408/409/429, 5xx, runner disconnects, stuck queues."""
+
+
+class SubmitOutcomeUnknown(TransientProviderError):
+    """A submission was sent but its answer never came: the provider may or may not have accepted it."""
+
+    def __init__(self, reason: str, *, sent_at: datetime, **context: Any) -> None:
+        super().__init__(reason, **context)
+        self.sent_at = sent_at
+
+
+class LookupUnavailable(SoraExtendError):
+    """The provider's list of submitted requests cannot be read (or it has none): a lost submission
+    cannot be found, so nothing may be concluded about it."""
 
 
 class TerminalProviderError(ProviderError):

@@ -1,6 +1,6 @@
 """The job folder's layout: every path inside `<storage>/<job-id>/`, and nowhere else.
 
-    job.json  plan.json  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
+    job.json  plan.json  prices.json  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
     frames/NN.png (+ NN.json)  ledger/<key>.json  locks/<key>.json  final.mp4  final.json
     seams.json  drift.json  contact_sheet.png  review/…  review.html  manifest.json
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 JOB_STATE = "job.json"
 PLAN = "plan.json"
+PRICES = "prices.json"
 FINAL = "final.mp4"
 FINAL_RECORD = "final.json"
 MANIFEST = "manifest.json"

@@ -43,6 +43,7 @@ class LedgerEntry(BaseModel):
     state: LedgerState
     request_id: str | None = None
     cost_usd: float = 0.0
+    price_source: str = ""
     billed: bool = Field(False, description="Whether the provider will charge for this request.")
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)

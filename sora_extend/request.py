@@ -296,7 +296,7 @@ class ExtendRequest(BaseModel):
                 raise InputError(field, f"only applies to continuity 'keyframes', not '{self.continuity}'")
             return
         if not spec.takes_end_image:
-            capable = [i for i in catalogue.ids() if catalogue.models[i].takes_end_image]
+            capable = [i for i in catalogue.ids(spec.provider) if catalogue.models[i].takes_end_image]
             raise InputError(
                 "model",
                 f"{spec.id} takes no end image, so it cannot render between keyframes (continuity 'keyframes')",

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     )
     fal_rest_url: str = Field("https://rest.fal.ai", description="fal REST host (CDN upload tokens).")
     fal_cdn_url: str = Field("https://v3.fal.media", description="fal CDN host (hand-off frame uploads).")
+    fal_platform_url: str = Field(
+        "https://api.fal.ai/v1",
+        description="fal's Platform API: live unit prices, and the request list that finds a lost submission.",
+    )
+    price_cache_s: float = Field(3600.0, ge=0, description="How long fetched live prices are reused.")
 
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("OPENAI_API_KEY", "SORA_EXTEND_OPENAI_API_KEY")
@@ -63,10 +68,16 @@ class Settings(BaseSettings):
         description="Hold a slot of the Prefect global concurrency limit 'sora-extend-<provider>' while a segment "
         "renders (create the limits with `sora-extend bootstrap`).",
     )
-    orphan_policy: Literal["fail", "resubmit"] = Field(
-        "fail",
-        description="A paid submission whose request id was never recorded (the process died mid-submit): "
-        "fail and ask you to check the provider's dashboard, or resubmit (may pay twice).",
+    orphan_policy: Literal["reconcile", "fail", "resubmit"] = Field(
+        "reconcile",
+        description="A paid submission whose request id was never recorded (the answer was lost, or the process "
+        "died mid-submit). reconcile: look for it in the provider's request list (fal's Platform API) and "
+        "adopt it; submit again only once the list confirms, for reconcile_grace_s, that it never arrived; "
+        "fail when the list cannot be read. fail: always stop and ask you to check the dashboard. resubmit: "
+        "submit again without looking (may pay twice).",
+    )
+    reconcile_grace_s: float = Field(
+        60.0, ge=0, description="How long a lost submission is looked for before it counts as never accepted."
     )
     http_timeout_s: float = Field(120.0, gt=0, description="Per-HTTP-call timeout for provider clients.")
 

@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 
 from sora_extend.pipeline.budget import check_estimate, estimate
 from sora_extend.pipeline.job import Job, JobRef, JobState, job_ref
-from sora_extend.pipeline.run import pending_work
+from sora_extend.pipeline.run import fix_prices, pending_work
 from sora_extend.request import ExtendRequest
 from tasks.secrets import settings_with_keys
 
@@ -19,14 +19,15 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, JobState]:
     Returns the job and its state (the takes this run renders)."""
     settings = settings_with_keys(request)
     job = Job(job_ref(request, settings), settings)
+    prices = fix_prices(job)
     would_be = job.state().with_rerender(request.rerender, request.rerender_keyframes)
     pending = pending_work(job, would_be)
-    check_estimate(request, already_spent=job.ledger.spent_usd(), pending=pending)
+    check_estimate(request, already_spent=job.ledger.spent_usd(), pending=pending, prices=prices)
     ref = job.start()
     state = job.apply_rerender(request.rerender, request.rerender_keyframes, token=str(flow_run.get_id() or "cli"))
-    quote = estimate(request)
+    quote = estimate(request, prices)
     get_run_logger().info(
-        "job %s at %s: %d x %d s on %s/%s (%s), estimate $%.2f, to render now: %d segment(s), %d keyframe(s)",
+        "job %s at %s: %d x %d s on %s/%s (%s), estimate $%.2f (%s), to render now: %d segment(s), %d keyframe(s)",
         ref.job_id,
         job.store.url(),
         request.segments,
@@ -35,6 +36,7 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, JobState]:
         quote.model,
         request.continuity,
         quote.total_usd,
+        quote.price_source,
         pending.segments,
         pending.keyframes,
     )

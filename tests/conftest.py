@@ -107,43 +107,23 @@ def api_url(prefect_harness: None) -> str:
     return str(PREFECT_API_URL.value())
 
 
-TINY_CATALOGUE = Path(__file__).parent / "catalogue_tiny.toml"
-
-
-def fal_schemas_with_tiny_model() -> object:
-    """fal's published schemas, plus the test model: Wan 2.7's schemas narrowed to 1-4 s at 360p."""
-    from tests.emulators.fal_schemas import FalSchemas, narrowed
-
-    published = FalSchemas.load()
-    tiny = [
-        narrowed(
-            published[f"fal-ai/wan/v2.7/{mode}"],
-            f"fal-ai/tiny-video/{mode}",
-            duration=[1, 2, 3, 4],
-            resolution=["360p"],
-        )
-        for mode in ("text-to-video", "image-to-video")
-    ]
-    return FalSchemas.load(extra=tiny)
-
-
 @pytest.fixture
 def fal_emulator(monkeypatch: pytest.MonkeyPatch, storage_url: str) -> Iterator[object]:
     """The fal emulator on loopback, with settings pointing the real fal_client at it."""
     import fal_client.client as wire
 
     from tests.emulators import FalEmulator
+    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE, with_test_model
 
     for name in ("QUEUE_URL_FORMAT", "REST_URL", "CDN_URL"):  # restored after the test
         monkeypatch.setattr(wire, name, getattr(wire, name))
-    with FalEmulator(schemas=fal_schemas_with_tiny_model(), queue_seconds=0.05, progress_seconds=0.2) as fal:  # type: ignore[arg-type]
-        monkeypatch.setenv("SORA_EXTEND_CATALOGUE_FILE", str(TINY_CATALOGUE))
-        monkeypatch.setenv("FAL_KEY", fal.key)
-        monkeypatch.setenv("SORA_EXTEND_FAL_QUEUE_URL", fal.url)
-        monkeypatch.setenv("SORA_EXTEND_FAL_REST_URL", fal.rest_url)
-        monkeypatch.setenv("SORA_EXTEND_FAL_CDN_URL", fal.rest_url)
+    with FalEmulator(schemas=with_test_model(), queue_seconds=0.05, progress_seconds=0.2) as fal:
+        monkeypatch.setenv("SORA_EXTEND_CATALOGUE_FILE", str(TEST_MODEL_CATALOGUE))
+        for name, value in fal.environment().items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setenv("SORA_EXTEND_POLL_INTERVAL_S", "0.05")
         monkeypatch.setenv("SORA_EXTEND_RETRY_DELAY_S", "0")
+        monkeypatch.setenv("SORA_EXTEND_RECONCILE_GRACE_S", "1")  # a lost submit is looked for for 1 s
         reload_settings()
         yield fal
         assert fal.server_errors == []

@@ -103,6 +103,29 @@ def test_forty_segments_and_more_are_allowed() -> None:
         ({"prompt": "x", "colour": "blue"}, "colour: Extra inputs are not permitted"),
         ({"prompt": "x", "segments": 3, "transitions": ["cut"]}, "transitions: has 1 entries for 2 joins"),
         ({"prompt": "x", "segments": 2, "transitions": ["wipe"]}, "transitions.0: Input should be 'continuous'"),
+        (
+            {"prompt": "x", "provider": "fal", "model": "hailuo23", "continuity": "keyframes"},
+            "model: hailuo23 takes no end image, so it cannot render between keyframes (continuity 'keyframes') "
+            "(allowed: veo31, veo31-fast, kling-v3-pro, kling-o3-standard, wan27, seedance2, seedance2-fast, "
+            "ltx23, ltx23-fast, hailuo02)",
+        ),
+        (
+            {"prompt": "x", "continuity": "keyframes", "keyframe_model": "veo31-fast"},
+            "keyframe_model: unknown image model 'veo31-fast' ('veo31-fast' is a video model, not an image model) "
+            "(allowed: preview-still, nano-banana-2)",
+        ),
+        ({"prompt": "x", "keyframe_model": "nano-banana-2"}, "keyframe_model: only applies to continuity 'keyframes'"),
+        ({"prompt": "x", "continuity": "sideways"}, "continuity: Input should be 'chain', 'keyframes' or 'extend'"),
+        ({"prompt": "x", "continuity": "extend"}, "continuity: 'extend' (the model continues its own video) is not"),
+        ({"prompt": "x", "max_parallel": 0}, "max_parallel: Input should be greater than or equal to 1"),
+        (
+            {"prompt": "x", "segments": 2, "continuity": "keyframes", "rerender_keyframes": [3]},
+            "rerender_keyframes: keyframe(s) [3] do not exist (allowed: 0-2)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "ltx23-fast", "seconds": 14, "resolution": "2160p"},
+            "seconds: 14 is not allowed for ltx23-fast at 2160p (allowed: 6, 8, 10)",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_the_field_and_allowed_values(fields: dict[str, object], expected: str) -> None:

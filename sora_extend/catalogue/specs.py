@@ -165,6 +165,12 @@ class ModelSpec(_Row):
     def supports_audio(self) -> bool:
         return self.audio_field is not None
 
+    def endpoint(self, mode: str) -> str | None:
+        """The endpoint a generation mode goes to (first+last frame falls back to image-to-video, whose
+        end-image field carries the last frame)."""
+        endpoint = getattr(self.endpoints, mode, None)
+        return endpoint or (self.endpoints.image_to_video if mode == "first_last_frame" else None)
+
     @property
     def takes_end_image(self) -> bool:
         """Whether the model can render a clip that ends on a given image (keyframes mode)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from sora_extend.errors import BudgetExceededError
+from sora_extend.pricing import PriceBook, catalogue_only
 from sora_extend.request import ExtendRequest
 
 
@@ -46,12 +47,14 @@ class Estimate(BaseModel):
             f"model          {self.provider}/{self.model} ({self.continuity})",
             f"segments       {self.segments} x {self.seconds_per_segment} s = {self.total_seconds} s",
             f"resolution     {self.resolution}, audio {'on' if self.audio else 'off'}",
-            f"price          ${self.usd_per_second:.3f} per second ({self.price_source or 'catalogue'})",
+            f"price          ${self.usd_per_second:.3f} per second ({self.price_source})",
         ]
+        if len(set(self.segment_usd)) > 1:  # e.g. text-to-video priced differently from image-to-video
+            lines.append("per segment    " + ", ".join(f"${usd:.2f}" for usd in self.segment_usd))
         if self.keyframe_model:
             lines.append(
                 f"keyframes      {self.keyframes} x ${self.usd_per_keyframe:.3f} on {self.keyframe_model} "
-                f"({self.keyframe_price_source or 'catalogue'})"
+                f"({self.keyframe_price_source})"
             )
         lines.append(f"total          ${self.total_usd:.2f}")
         return lines
@@ -68,12 +71,23 @@ def segment_modes(request: ExtendRequest) -> list[str]:
     ]
 
 
-def estimate(request: ExtendRequest) -> Estimate:
+def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimate:
+    """The run's price before anything is spent, from `prices` (live where fetched) or the catalogue."""
+    prices = prices or catalogue_only()
     spec = request.spec
     seconds = request.seconds or spec.duration.default
     resolution = request.resolution or spec.default_resolution
     audio = request.audio and spec.supports_audio
+    quotes = [
+        prices.segment(spec, spec.endpoint(mode) or "", seconds, resolution, audio, mode)
+        for mode in segment_modes(request)
+    ]
     keyframe_spec = request.keyframe_spec
+    still = (
+        prices.keyframe(keyframe_spec, keyframe_spec.endpoints.image_edit or "", *request.size)
+        if keyframe_spec
+        else None
+    )
     return Estimate(
         provider=spec.provider,
         model=spec.id,
@@ -83,21 +97,23 @@ def estimate(request: ExtendRequest) -> Estimate:
         total_seconds=request.segments * seconds,
         resolution=resolution,
         audio=audio,
-        usd_per_second=spec.price_per_second(resolution, audio),
-        price_source=spec.price_source,
-        segment_usd=[spec.cost(seconds, resolution, audio, mode) for mode in segment_modes(request)],
+        usd_per_second=round(quotes[-1].usd / seconds, 4),
+        price_source=quotes[-1].source,
+        segment_usd=[quote.usd for quote in quotes],
         keyframe_model=keyframe_spec.id if keyframe_spec else None,
         keyframes=request.segments + 1 if keyframe_spec else 0,
-        usd_per_keyframe=keyframe_spec.cost(*request.size) if keyframe_spec else 0.0,
-        keyframe_price_source=keyframe_spec.price_source if keyframe_spec else "",
+        usd_per_keyframe=still.usd if still else 0.0,
+        keyframe_price_source=still.source if still else "",
     )
 
 
-def check_estimate(request: ExtendRequest, already_spent: float = 0.0, pending: Work | None = None) -> None:
+def check_estimate(
+    request: ExtendRequest, already_spent: float = 0.0, pending: Work | None = None, prices: PriceBook | None = None
+) -> None:
     """Refuse a run whose estimate (for the pieces still to render, default all) passes the budget."""
     if request.budget_usd is None:
         return
-    quote = estimate(request)
+    quote = estimate(request, prices)
     pending = pending or Work(segments=quote.segments, keyframes=quote.keyframes)
     needed = round(already_spent + quote.cost_of(pending), 4)
     if needed > request.budget_usd + 1e-9:

@@ -4,7 +4,9 @@ Order of operations, each step durable before the next starts:
   1. the result is already in storage under the same content key -> return it (no provider call);
   2. take the per-key lock (a concurrent run of the same job waits here, then finds step 1 true);
   3. the ledger holds a request id for the key -> resume it by id; otherwise check the budget, write
-     a "submitting" entry, submit, and record the request id the moment it exists;
+     a "submitting" entry, submit (one attempt), and record the request id the moment it exists; a
+     submit whose answer was lost (or an intent left "submitting" by a dead process) is looked up in
+     the provider's request list and adopted; only a confirmed absence allows submitting again;
   4. poll until done; a terminal failure is recorded (only that allows a new submission later);
   5. download, verify it, re-fetch if truncated or expired;
   6. the caller stores the file and its record, then `complete` marks the ledger entry completed.
@@ -18,18 +20,29 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from sora_extend.errors import MediaError, ResultExpiredError, TerminalProviderError, TransientProviderError
-from sora_extend.ledger import LedgerEntry
+from sora_extend.errors import (
+    LookupUnavailable,
+    MediaError,
+    ResultExpiredError,
+    SubmitOutcomeUnknown,
+    TerminalProviderError,
+    TransientProviderError,
+)
+from sora_extend.ledger import LedgerEntry, utcnow
 from sora_extend.pipeline.budget import check_submission
 from sora_extend.pipeline.job import Job
+from sora_extend.pricing import Quote
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, Submission
 
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_ATTEMPTS = 3
+LOOKUP_MARGIN = timedelta(minutes=5)  # clocks differ: look a little before our own submit time
+LOOKUP_INTERVAL_S = 5.0
 Gate = Callable[[], AbstractContextManager[object]]
 RecordT = TypeVar("RecordT")
 Verify = Callable[[Path, GenerationRequest], object]
@@ -58,13 +71,13 @@ def once(job: Job, key: str, stored: Callable[[], RecordT | None], produce: Call
 
 
 def generate(
-    job: Job, provider: Provider, request: GenerationRequest, cost_usd: float, verify: Verify, gate: Gate = nullcontext
+    job: Job, provider: Provider, request: GenerationRequest, price: Quote, verify: Verify, gate: Gate = nullcontext
 ) -> Generated:
     """Steps 3-5 (call it inside `once`). `gate` is entered around the provider work only (e.g. a
     provider-wide concurrency slot)."""
     with gate():
         started = time.monotonic()
-        submission, entry, resumed = _submission_for(job, provider, request, cost_usd)
+        submission, entry, resumed = _submission_for(job, provider, request, price)
         outcome = _wait(job, provider, submission, entry, request)
         local, checked = _download(job, provider, submission, outcome, request, verify)
     return Generated(local, checked, submission, entry, resumed, round(time.monotonic() - started, 3))
@@ -94,8 +107,16 @@ def _submit(job: Job, provider: Provider, request: GenerationRequest, entry: Led
     try:
         with _named(request):
             submission = provider.submit(request)
+    except SubmitOutcomeUnknown as exc:
+        logger.warning("%s: %s; looking for it in %s's request list", request.label, exc.reason, provider.name)
+        found = _lost_submission(job, provider, request, entry)
+        if found is not None:
+            return found
+        entry.state, entry.error, entry.billed = "failed", "never accepted (the provider's list has no trace)", False
+        job.ledger.put(entry)
+        raise
     except (TransientProviderError, TerminalProviderError) as exc:
-        if exc.status_code is not None:  # the provider answered and did not accept it: nothing to pay
+        if exc.status_code is not None or exc.never_sent:  # not accepted: nothing to pay
             entry.state, entry.error = "failed", exc.reason
             job.ledger.put(entry)
         raise
@@ -111,6 +132,52 @@ def _submit(job: Job, provider: Provider, request: GenerationRequest, entry: Led
     return submission
 
 
+def _lost_submission(job: Job, provider: Provider, request: GenerationRequest, entry: LedgerEntry) -> Submission | None:
+    """A submission whose answer never arrived (or whose process died before recording its id): adopt it
+    when the provider lists it; None when the policy says submit again; raise when it says stop."""
+    policy = job.settings.orphan_policy
+    if not provider.is_paid or policy == "resubmit":
+        logger.warning("%s: %s; submitting again", request.label, _orphan_message(entry))
+        return None
+    if policy == "fail":
+        raise TerminalProviderError(
+            _orphan_message(entry), provider=provider.name, model=provider.spec.id, step=request.label
+        )
+    sent_at = entry.updated_at
+    waited = (utcnow() - sent_at).total_seconds()  # a dead process's intent may be long past its grace
+    deadline = time.monotonic() + max(0.0, job.settings.reconcile_grace_s - waited)
+    try:
+        while True:
+            found = provider.find_submission(request, sent_at - LOOKUP_MARGIN)
+            if found is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(min(LOOKUP_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+    except LookupUnavailable as exc:
+        raise TerminalProviderError(
+            f"{_orphan_message(entry)} Looking it up failed: {exc}.",
+            provider=provider.name,
+            model=provider.spec.id,
+            step=request.label,
+        ) from None
+    if found is None:
+        logger.warning(
+            "%s: not in %s's request list %.0f s after it was sent: it was never accepted; submitting again",
+            request.label,
+            provider.name,
+            job.settings.reconcile_grace_s,
+        )
+        return None
+    entry.state, entry.request_id, entry.billed = "submitted", found.request_id, provider.is_paid
+    job.ledger.put(entry)
+    logger.warning(
+        "%s: reconciled: %s had accepted it as request %s; adopted, not submitted again",
+        request.label,
+        provider.name,
+        found.request_id,
+    )
+    return found
+
+
 def _orphan_message(entry: LedgerEntry) -> str:
     return (
         f"a submission to {entry.endpoint} started at {entry.updated_at:%Y-%m-%d %H:%M:%S} UTC but its request id "
@@ -120,7 +187,7 @@ def _orphan_message(entry: LedgerEntry) -> str:
 
 
 def _submission_for(
-    job: Job, provider: Provider, request: GenerationRequest, cost_usd: float
+    job: Job, provider: Provider, request: GenerationRequest, price: Quote
 ) -> tuple[Submission, LedgerEntry, bool]:
     """The request to wait for: a recorded one (resumed) or a new submission."""
     entry = job.ledger.get(request.content_key)
@@ -140,11 +207,9 @@ def _submission_for(
         )
         return submission, entry, True
     if entry is not None and entry.state == "submitting":
-        if provider.is_paid and job.settings.orphan_policy == "fail":
-            raise TerminalProviderError(
-                _orphan_message(entry), provider=provider.name, model=provider.spec.id, step=request.label
-            )
-        logger.warning("%s: %s; submitting again", request.label, _orphan_message(entry))
+        adopted = _lost_submission(job, provider, request, entry)
+        if adopted is not None:
+            return adopted, entry, True
     if entry is None:
         entry = LedgerEntry(
             key=request.content_key,
@@ -155,11 +220,12 @@ def _submission_for(
             model=provider.spec.id,
             endpoint=provider.endpoint_for(request),
             state="submitting",
-            cost_usd=cost_usd,
+            cost_usd=price.usd,
+            price_source=price.source,
         )
     else:  # an earlier request for this key failed terminally (or was orphaned): keep it in history
         job.ledger.retire(entry)
-        entry.cost_usd, entry.endpoint = cost_usd, provider.endpoint_for(request)
+        entry.cost_usd, entry.price_source, entry.endpoint = price.usd, price.source, provider.endpoint_for(request)
     return _submit(job, provider, request, entry), entry, False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -13,6 +14,7 @@ from sora_extend import layout
 from sora_extend.catalogue import ModelSpec
 from sora_extend.ledger import Ledger, utcnow
 from sora_extend.locks import key_lock, storage_lock
+from sora_extend.pricing import PriceBook, catalogue_only
 from sora_extend.request import ExtendRequest, normalise_storage_url
 from sora_extend.settings import Settings, get_settings
 from sora_extend.storage.cache import LocalCache
@@ -77,6 +79,11 @@ class Job:
     @property
     def job_id(self) -> str:
         return self.ref.job_id
+
+    @cached_property
+    def prices(self) -> PriceBook:
+        """The prices this run charges, as fixed when it started (prices.json), else the catalogue's."""
+        return self.store.read_model(layout.PRICES, PriceBook) or catalogue_only("no price book in the job folder")
 
     def state(self) -> JobState:
         return self.store.read_model(layout.JOB_STATE, JobState) or JobState(

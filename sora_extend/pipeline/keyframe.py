@@ -86,9 +86,8 @@ def render_keyframe(
         return done
 
     def produce() -> KeyframeRecord:
-        made = generate(
-            job, provider, request, keyframe_model(job).cost(request.width, request.height), verify_image, gate
-        )
+        price = job.prices.keyframe(keyframe_model(job), provider.endpoint_for(request), request.width, request.height)
+        made = generate(job, provider, request, price, verify_image, gate)
         returned = made.checked
         assert isinstance(returned, np.ndarray)
         png = encode_png(fit_to_size(returned, request.width, request.height, "cover"))
@@ -113,6 +112,7 @@ def render_keyframe(
             returned_width=int(returned.shape[1]),
             returned_height=int(returned.shape[0]),
             cost_usd=made.entry.cost_usd,
+            price_source=made.entry.price_source,
             submitted_at=made.submission.submitted_at,
             render_s=made.render_s,
             resumed=made.resumed,

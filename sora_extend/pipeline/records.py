@@ -35,6 +35,7 @@ class PaidResult(StoredFile):
     mode: str
     prompt: str
     cost_usd: float
+    price_source: str = Field("", description="Where the price came from: fal's live price or the catalogue.")
     submitted_at: datetime | None = None
     finished_at: datetime = Field(default_factory=utcnow)
     render_s: float = 0.0

@@ -32,6 +32,7 @@ from sora_extend.pipeline.steps import (
 )
 from sora_extend.plan import ShotPlan
 from sora_extend.planners import get_planner
+from sora_extend.pricing import PriceBook, price_book_for
 from sora_extend.providers import Provider, get_provider
 from sora_extend.request import ExtendRequest
 
@@ -79,6 +80,15 @@ def run_step(
         provider.close()
 
 
+def fix_prices(job: Job) -> PriceBook:
+    """Fetch the run's prices (live where a key allows) and keep them in the job folder, so every worker
+    of this run charges the same."""
+    book = price_book_for(job.request, job.settings)
+    job.store.write_json(layout.PRICES, book)
+    job.__dict__.pop("prices", None)  # Job.prices is cached: read the new book
+    return book
+
+
 def pending_work(job: Job, state: JobState | None = None) -> Work:
     """The paid pieces this run will render: those not stored at their current take, and everything made
     from them (chain: every later segment; keyframes: the two segments touching a keyframe)."""
@@ -109,6 +119,7 @@ def run_job(
 ) -> tuple[ShotPlan, Outcome]:
     """Plan (or reuse the plan), then run every step, or only what the steps in `until` need. The outcome
     holds every record and the first failure."""
+    fix_prices(job)
     plan = plan_job(job, get_planner(job.request.planner, job.settings))
     graph = graph_for(job.request, plan, job.state())
     with ThreadRunner(lambda step, inputs: run_step(job, step, inputs, providers), threads) as runner:

@@ -106,14 +106,10 @@ def render_segment(
         return done
 
     def produce() -> SegmentRecord:
-        made = generate(
-            job,
-            provider,
-            request,
-            job.spec.cost(request.seconds, request.resolution, request.audio, request.mode),
-            verify_video,
-            gate,
+        price = job.prices.segment(
+            job.spec, provider.endpoint_for(request), request.seconds, request.resolution, request.audio, request.mode
         )
+        made = generate(job, provider, request, price, verify_video, gate)
         info = made.checked
         assert isinstance(info, MediaInfo) and info.video is not None
         sha = sha256_file(made.local)
@@ -145,6 +141,7 @@ def render_segment(
             frames=info.video.frames,
             has_audio=info.audio is not None,
             cost_usd=made.entry.cost_usd,
+            price_source=made.entry.price_source,
             submitted_at=made.submission.submitted_at,
             render_s=made.render_s,
             resumed=made.resumed,

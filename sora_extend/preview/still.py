@@ -1,6 +1,6 @@
 """Offline keyframe stills: the opening still is drawn from the seed; an edit re-frames the image it
-is given (a push-in or pull-back and a sideways move, a touch of light change), so every keyframe
-visibly keeps the base still's look, as an image model's edit keeps identity."""
+is given (a push-in and a sideways move) and keeps its colours, as an image model's edit keeps the
+identity and light of the still it was given."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sora_extend.preview.scene import opening_frame
 
 MAX_REFRAME = 0.18  # how far an edit zooms in, as a fraction of the frame
 MAX_SHIFT = 0.12  # how far it moves sideways, as a fraction of the width
-MAX_LIGHT = 0.08  # relative brightness change
 
 
 def render_still(width: int, height: int, seed: int, base: np.ndarray | None = None) -> np.ndarray:
@@ -26,6 +25,4 @@ def render_still(width: int, height: int, seed: int, base: np.ndarray | None = N
     matrix = np.array(
         [[zoom, 0.0, (1 - zoom) * width / 2 + shift], [0.0, zoom, (1 - zoom) * height / 2]], dtype=np.float64
     )
-    reframed = cv2.warpAffine(source, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-    light = 1.0 + rng.uniform(-MAX_LIGHT, MAX_LIGHT)
-    return np.clip(reframed.astype(np.float32) * light + 0.5, 0, 255).astype(np.uint8)
+    return cv2.warpAffine(source, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sora_extend.catalogue import ImageModelSpec, ModelSpec
-from sora_extend.errors import TransientProviderError
+from sora_extend.errors import LookupUnavailable, TransientProviderError
 from sora_extend.ledger import utcnow
 from sora_extend.settings import Settings
 
@@ -99,6 +99,11 @@ class Provider(ABC):
     @abstractmethod
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
         """Write the result to `dest`. Raise ResultExpiredError if the result URL is gone."""
+
+    def find_submission(self, request: GenerationRequest, since: datetime) -> Submission | None:
+        """The provider's record of a submission of this request sent since `since` whose answer was lost
+        (None if it has none). Raises LookupUnavailable when the provider offers no such list."""
+        raise LookupUnavailable(f"{self.name} offers no list of submitted requests")
 
     def refresh(self, submission: Submission) -> Outcome:
         """Ask again for a finished request's result (a fresh URL after the old one expired)."""

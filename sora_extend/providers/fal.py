@@ -1,14 +1,17 @@
-"""fal.ai's queue protocol through the real `fal_client`, driven entirely by the catalogue row.
+"""fal.ai's queue protocol, driven entirely by the catalogue row.
 
-Submit returns a request id at once (recorded by the caller before any polling); status, result and
-cancel are rebuilt from that id, so another process can resume a request. fal reports a failed
-request as COMPLETED with an `error`, then answers the result fetch with the error's HTTP status:
-there is no FAILED status.
+Submit is one HTTP POST, never retried (fal has no idempotency key); it returns a request id at once
+(recorded by the caller before any polling). Status, result and cancel go through the real `fal_client`
+(its retries of those GETs cost nothing) and are rebuilt from the id, so another process can resume a
+request. A submit whose answer was lost is found again in fal's request list (`find_submission`). fal
+reports a failed request as COMPLETED with an `error`, then answers the result fetch with the error's
+HTTP status: there is no FAILED status.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,13 @@ from sora_extend.errors import (
     InputError,
     MissingKeyError,
     ProviderError,
+    SubmitOutcomeUnknown,
     TerminalProviderError,
     TransientProviderError,
 )
+from sora_extend.ledger import utcnow
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
+from sora_extend.providers.fal_platform import requests_since, same_input
 from sora_extend.providers.http import stream_to_file
 from sora_extend.settings import Settings
 
@@ -55,17 +61,26 @@ def _detail_text(detail: Any) -> str:
 
 
 def classify(
-    exc: fal_client.FalClientHTTPError, *, model: str, request_id: str | None = None, failed: bool = False
+    response: httpx.Response, *, model: str, request_id: str | None = None, failed: bool = False
 ) -> ProviderError:
-    """Transient: 408/409/429 and 5xx (fal never bills those). Terminal: validation, content policy,
-    auth, unknown or removed endpoints. `failed` marks a request fal already finished unsuccessfully."""
-    code = exc.status_code
-    reason = f"fal answered HTTP {code}: {_detail_text(exc.message)}"
-    if exc.error_type and exc.error_type not in reason:
-        reason += f" ({exc.error_type})"
+    """An error answer from fal. Transient: 408/409/429 and 5xx (fal never bills those). Terminal:
+    validation, content policy, auth, unknown or removed endpoints. `failed` marks a request fal already
+    finished unsuccessfully."""
+    code = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
+    error_type = (body.get("error_type") if isinstance(body, dict) else None) or response.headers.get(
+        "x-fal-error-type"
+    )
+    reason = f"fal answered HTTP {code}: {_detail_text(detail)}"
+    if error_type and error_type not in reason:
+        reason += f" ({error_type})"
     if code in (401, 403):
         reason = f"fal rejected the API key (HTTP {code}); check FAL_KEY"
-    retry_after = exc.response_headers.get("retry-after") if exc.response_headers else None
+    retry_after = response.headers.get("retry-after")
     kind = TransientProviderError if code in TRANSIENT_STATUS or code >= 500 else TerminalProviderError
     return kind(
         reason,
@@ -90,17 +105,17 @@ class FalProvider(Provider):
             key=settings.fal_key.get_secret_value(), default_timeout=settings.http_timeout_s
         )
         self.downloads = httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True)
-        self._clients.append(self.downloads)
+        key = settings.fal_key.get_secret_value()
+        self.submits = httpx.Client(timeout=settings.http_timeout_s, headers={"Authorization": f"Key {key}"})
+        self._clients += [self.downloads, self.submits]
 
     # ------------------------------------------------------------------ request mapping
 
     def endpoint_for(self, request: GenerationRequest) -> str:
-        endpoints = self.spec.endpoints
-        endpoint = getattr(endpoints, request.mode, None)
-        if request.mode == "first_last_frame" and endpoint is None:
-            endpoint = endpoints.image_to_video  # type: ignore[union-attr]  # the end image rides along
+        spec = self.spec
+        endpoint = spec.endpoint(request.mode) if isinstance(spec, ModelSpec) else getattr(spec.endpoints, request.mode)
         if not endpoint:
-            raise InputError("model", f"{self.spec.id} has no {request.mode.replace('_', '-')} endpoint")
+            raise InputError("model", f"{spec.id} has no {request.mode.replace('_', '-')} endpoint")
         return str(endpoint)
 
     def arguments(self, request: GenerationRequest) -> dict[str, Any]:
@@ -160,7 +175,7 @@ class FalProvider(Provider):
         try:
             return str(self.client.upload(png, "image/png", file_name="image.png"))
         except fal_client.FalClientHTTPError as exc:
-            raise classify(exc, model=self.spec.id) from None
+            raise classify(exc.response, model=self.spec.id) from None
         except httpx.HTTPError as exc:
             raise TransientProviderError(
                 f"uploading an input image failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
@@ -169,18 +184,53 @@ class FalProvider(Provider):
     # ------------------------------------------------------------------ queue protocol
 
     def submit(self, request: GenerationRequest) -> Submission:
+        """One HTTP attempt, never retried here: fal has no idempotency key, and fal_client's own submit
+        retries transport errors, which queues (and bills) a second generation when only the answer was
+        lost. An unknown outcome is reported as such, for the caller to look the request up."""
         endpoint = self.endpoint_for(request)
         arguments = self.arguments(request)
+        started = utcnow()
         try:
-            handle = self.client.submit(endpoint, arguments=arguments)
-        except fal_client.FalClientHTTPError as exc:
-            raise classify(exc, model=self.spec.id) from None
-        except httpx.HTTPError as exc:
-            # No answer: fal may or may not have queued it, so no status code (the ledger keeps the intent).
+            response = self.submits.post(fal_wire.QUEUE_URL_FORMAT + endpoint, json=arguments)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the request never reached fal
             raise TransientProviderError(
-                f"submitting to {endpoint} failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
+                f"could not reach fal to submit to {endpoint}: {type(exc).__name__}",
+                provider=self.name,
+                model=self.spec.id,
+                never_sent=True,
             ) from None
-        return Submission(provider=self.name, model=self.spec.id, endpoint=endpoint, request_id=handle.request_id)
+        except httpx.HTTPError as exc:  # sent, but no answer: fal may or may not have queued it
+            raise SubmitOutcomeUnknown(
+                f"submitting to {endpoint} got no answer ({type(exc).__name__})",
+                provider=self.name,
+                model=self.spec.id,
+                sent_at=started,
+            ) from None
+        if response.status_code >= 400:
+            raise classify(response, model=self.spec.id)
+        return Submission(
+            provider=self.name,
+            model=self.spec.id,
+            endpoint=endpoint,
+            request_id=str(response.json()["request_id"]),
+            submitted_at=started,
+        )
+
+    def find_submission(self, request: GenerationRequest, since: datetime) -> Submission | None:
+        """The request fal received with exactly this request's arguments since `since`, if it lists one;
+        raises PlatformUnavailable when the list cannot be read."""
+        endpoint = self.endpoint_for(request)
+        sent = self.arguments(request)
+        for listed in requests_since(self.settings, endpoint, since):
+            if same_input(sent, listed.json_input):
+                return Submission(
+                    provider=self.name,
+                    model=self.spec.id,
+                    endpoint=endpoint,
+                    request_id=listed.request_id,
+                    submitted_at=listed.sent_at or since,
+                )
+        return None
 
     def _handle(self, submission: Submission) -> fal_client.SyncRequestHandle:
         return self.client.get_handle(submission.endpoint, submission.request_id)
@@ -215,7 +265,7 @@ class FalProvider(Provider):
     def _poll_error(self, exc: Exception, submission: Submission) -> ProviderError:
         """A failed status poll says nothing about the request itself: never a failed request."""
         if isinstance(exc, fal_client.FalClientHTTPError):
-            return classify(exc, model=self.spec.id, request_id=submission.request_id)
+            return classify(exc.response, model=self.spec.id, request_id=submission.request_id)
         return TransientProviderError(
             f"polling failed: {type(exc).__name__}",
             provider=self.name,
@@ -231,7 +281,10 @@ class FalProvider(Provider):
         except fal_client.FalClientHTTPError as exc:
             from_status_poll = exc.response.request.url.path.endswith("/status")
             raise classify(
-                exc, model=self.spec.id, request_id=submission.request_id, failed=failed and not from_status_poll
+                exc.response,
+                model=self.spec.id,
+                request_id=submission.request_id,
+                failed=failed and not from_status_poll,
             ) from None
         except httpx.HTTPError as exc:
             raise TransientProviderError(

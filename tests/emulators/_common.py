@@ -290,6 +290,7 @@ class BackgroundRender:
         self._thread: threading.Thread | None = None
         self.path: Path | None = None
         self.error: BaseException | None = None
+        self.started_at: float | None = None  # monotonic
         self.finished_at: float | None = None  # monotonic
 
     def ensure(self, work: Callable[[], Path]) -> None:
@@ -299,6 +300,7 @@ class BackgroundRender:
                 self._thread.start()
 
     def _run(self, work: Callable[[], Path]) -> None:
+        self.started_at = time.monotonic()
         try:
             self.path = work()
         except Exception as exc:  # kept for the emulator to turn into a provider-side failure

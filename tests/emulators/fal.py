@@ -10,16 +10,21 @@ in progress; a clip given a last image ends exactly on it; image endpoints retur
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import re
 import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
 
 from sora_extend.media.frames import last_frame
 from sora_extend.media.images import encode_png
@@ -45,7 +50,8 @@ from tests.emulators.fal_schemas import EndpointSchema, FalSchemas, Reading, fra
 from tests.emulators.faults import Fault, FaultBook, FaultKind
 
 ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
-    "submit": frozenset({"status", "reset", "stuck"}),
+    "submit": frozenset({"status", "reset", "stuck", "lost_answer", "slow_answer"}),
+    "platform": frozenset({"status", "reset"}),
     "status": frozenset({"status", "reset"}),
     "result": frozenset({"status", "reset"}),
     "cancel": frozenset({"status", "reset"}),
@@ -55,6 +61,47 @@ ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
 }
 
 
+STATS_PATH = "/_emulator/stats"
+PLATFORM_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fal_platform"
+# The Platform API's operations, validated against fal's documented query parameters.
+PLATFORM_OPERATIONS = {
+    operation: Draft202012Validator(json.loads((PLATFORM_FIXTURES / f"{fixture}.json").read_text("utf-8"))["request"])
+    for operation, fixture in (("pricing", "pricing"), ("requests/by-endpoint", "requests_by_endpoint"))
+}
+
+
+def _query_values(query: dict[str, str]) -> dict[str, Any]:
+    """Query strings as the documented types (limit is an integer)."""
+    return {name: int(value) if name == "limit" and value.isdigit() else value for name, value in query.items()}
+
+
+def render_plan(plan: _RenderPlan, out: Path) -> Path:
+    """Make what a request asked for (module level, so a process pool can run it)."""
+    if plan.still is not None:
+        width, height = plan.still
+        out = out.with_suffix(".png")
+        out.write_bytes(encode_png(render_still(width, height, plan.seed, plan.base_image)))
+        return out
+    assert plan.clip is not None
+    if plan.source_video is None:
+        return render_clip(plan.clip, out, plan.last_frame)
+    part = out.with_name(out.stem + "-part.mp4")
+    render_clip(plan.clip, part, plan.last_frame)
+    merge_videos([plan.source_video, part], out, [JoinPlan(dedupe_first_frame=True)])
+    return out
+
+
+def environment_for(url: str, key: str) -> dict[str, str]:
+    """The settings that point this project (and the real fal_client) at an emulator serving `url`."""
+    return {
+        "FAL_KEY": key,
+        "SORA_EXTEND_FAL_QUEUE_URL": url,
+        "SORA_EXTEND_FAL_REST_URL": url.rstrip("/"),
+        "SORA_EXTEND_FAL_CDN_URL": url.rstrip("/"),
+        "SORA_EXTEND_FAL_PLATFORM_URL": f"{url}v1",
+    }
+
+
 @dataclass(frozen=True)
 class FalSubmission:
     endpoint: str
@@ -62,6 +109,7 @@ class FalSubmission:
     request_id: str
     content_key: str  # sha256 of endpoint + canonical JSON of `payload`
     time: float  # wall clock
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # what was sent: the Platform API's json_input
 
 
 @dataclass(frozen=True)
@@ -143,11 +191,18 @@ class FalEmulator(EmulatorBase):
         progress_seconds: float = 0.2,
         schemas: FalSchemas | None = None,
         *,
+        progress_by_endpoint: dict[str, float] | None = None,
+        render_pool: Executor | None = None,
         reject_invalid_at: Literal["submit", "result"] = "submit",
     ) -> None:
         self.key = key
         self.queue_seconds = queue_seconds
         self.progress_seconds = progress_seconds
+        # Endpoint prefix -> seconds in progress, e.g. stills faster than clips.
+        self.progress_by_endpoint = dict(progress_by_endpoint or {})
+        # Renders run on this pool when given (processes: a stand-in provider's work off this interpreter).
+        self.render_pool = render_pool
+        self.prices: dict[str, tuple[float, str]] = {}  # endpoint -> (unit price, unit) for the Platform API
         self.reject_invalid_at = reject_invalid_at
         self.schemas = schemas or FalSchemas.load()
         self._faults = FaultBook(ROUTE_FAULTS)
@@ -175,6 +230,26 @@ class FalEmulator(EmulatorBase):
     def _prompt_of(submission: Any) -> str:
         return str(submission.payload.get("prompt", ""))
 
+    def progress_for(self, endpoint: str) -> float:
+        matches = [prefix for prefix in self.progress_by_endpoint if endpoint.startswith(prefix)]
+        return self.progress_by_endpoint[max(matches, key=len)] if matches else self.progress_seconds
+
+    def environment(self) -> dict[str, str]:
+        """The settings that point this project (and the real fal_client) at the emulator."""
+        return environment_for(self.url, self.key)
+
+    def stats(self) -> dict[str, float]:
+        """Counts, and how long its own rendering took (the part of a generation's time that is this
+        machine's CPU, not the configured latency)."""
+        with self._lock:
+            renders = [r.render for r in self.requests.values() if r.render.finished_at and r.render.started_at]
+        seconds = [render.finished_at - render.started_at for render in renders]  # type: ignore[operator]
+        return {
+            "submissions": len(self.submissions),
+            "max_in_progress": self.max_in_progress,
+            "render_s_max": round(max(seconds, default=0.0), 3),
+        }
+
     def add_file(self, data: bytes, content_type: str, name: str | None = None) -> str:
         """Put a file on the emulated CDN directly; returns its URL (as an upload would)."""
         return self._store(data, content_type, name)
@@ -184,6 +259,8 @@ class FalEmulator(EmulatorBase):
     @staticmethod
     def _route(request: Request) -> str:
         segments = request.segments
+        if segments[:2] == ["v1", "models"]:
+            return "platform"
         if segments[:1] == ["files"]:
             return "download" if request.method in ("GET", "HEAD") else "upload"
         if segments[:1] == ["storage"]:
@@ -195,6 +272,8 @@ class FalEmulator(EmulatorBase):
         return "submit"
 
     def _handle(self, request: Request) -> Response:
+        if request.path == STATS_PATH:  # for a test or benchmark driving the emulator in another process
+            return json_response(200, self.stats())
         route = self._route(request)
         fault = self._faults.take(route)
         if fault is not None and fault.kind == "reset":
@@ -208,6 +287,8 @@ class FalEmulator(EmulatorBase):
         denied = self._check_key(request)
         if denied is not None:
             return denied
+        if route == "platform":
+            return self._platform(request)
         if route == "submit":
             return self._submit(request, fault)
         return self._request_route(route, request)
@@ -271,6 +352,10 @@ class FalEmulator(EmulatorBase):
             failure = _failure_from(generation)
         stuck = fault.seconds if fault is not None and fault.kind == "stuck" else 0.0
         entry = self._register(request_id, endpoint, schema, payload, plan, seed, failure, stuck)
+        if fault is not None and fault.kind == "lost_answer":
+            return Response(reset=True)  # accepted and queued: only the answer is lost
+        if fault is not None and fault.kind == "slow_answer":
+            time.sleep(fault.seconds)
         return json_response(200, self._queue_receipt(entry), headers)
 
     def _register(
@@ -293,7 +378,7 @@ class FalEmulator(EmulatorBase):
             schema=schema,
             submitted=now,
             queue_until=now + self.queue_seconds + stuck,
-            done_at=now + self.queue_seconds + stuck + self.progress_seconds,
+            done_at=now + self.queue_seconds + stuck + self.progress_for(endpoint),
             plan=plan,
             seed=seed,
             failure=failure,
@@ -302,7 +387,7 @@ class FalEmulator(EmulatorBase):
         content_key = sha256_hex(endpoint + canonical_json(redacted))
         with self._lock:
             self.requests[request_id] = entry
-            self.submissions.append(FalSubmission(endpoint, redacted, request_id, content_key, time.time()))
+            self.submissions.append(FalSubmission(endpoint, redacted, request_id, content_key, time.time(), payload))
         return entry
 
     def _queue_receipt(self, entry: FalRequest) -> dict[str, Any]:
@@ -435,18 +520,9 @@ class FalEmulator(EmulatorBase):
             return entry.state(time.monotonic())
 
     def _render(self, plan: _RenderPlan, out: Path) -> Path:
-        if plan.still is not None:
-            width, height = plan.still
-            out = out.with_suffix(".png")
-            out.write_bytes(encode_png(render_still(width, height, plan.seed, plan.base_image)))
-            return out
-        assert plan.clip is not None
-        if plan.source_video is None:
-            return render_clip(plan.clip, out, plan.last_frame)
-        part = out.with_name(out.stem + "-part.mp4")
-        render_clip(plan.clip, part, plan.last_frame)
-        merge_videos([plan.source_video, part], out, [JoinPlan(dedupe_first_frame=True)])
-        return out
+        if self.render_pool is None:
+            return render_plan(plan, out)
+        return self.render_pool.submit(render_plan, plan, out).result()
 
     def _status_body(self, entry: FalRequest, logs_param: str) -> dict[str, Any]:
         state = self._advance(entry)
@@ -492,6 +568,58 @@ class FalEmulator(EmulatorBase):
                 200, {"images": [media | {"width": width, "height": height}], "description": ""}, headers
             )
         return json_response(200, {"video": media, "seed": entry.seed}, headers)
+
+    # ------------------------------------------------------------------ Platform API (api.fal.ai/v1)
+
+    def _platform(self, request: Request) -> Response:
+        name = "/".join(request.segments[2:])
+        if request.method != "GET" or name not in PLATFORM_OPERATIONS:
+            return json_response(404, {"detail": "Not Found"})
+        problems = sorted(PLATFORM_OPERATIONS[name].iter_errors(_query_values(request.query)), key=str)
+        if problems:
+            detail = [
+                {"loc": ["query", *map(str, e.absolute_path)], "msg": e.message, "type": "value_error"}
+                for e in problems
+            ]
+            return json_response(422, {"detail": detail})
+        if name == "pricing":
+            return self._pricing(request.query["endpoint_id"].split(","))
+        return self._requests_by_endpoint(request.query)
+
+    def _pricing(self, endpoints: list[str]) -> Response:
+        with self._lock:
+            known = {endpoint: self.prices[endpoint] for endpoint in endpoints if endpoint in self.prices}
+        prices = [
+            {"endpoint_id": endpoint, "unit_price": price, "unit": unit, "currency": "USD"}
+            for endpoint, (price, unit) in known.items()
+        ]
+        return json_response(200, {"prices": prices, "next_cursor": None, "has_more": False})
+
+    def _requests_by_endpoint(self, query: dict[str, str]) -> Response:
+        start = datetime.fromisoformat(query["start"].replace("Z", "+00:00")) if "start" in query else None
+        since = start.timestamp() if start else time.time() - 24 * 3600
+        payloads = query.get("expand") == "payloads"
+        with self._lock:
+            mine = [s for s in self.submissions if s.endpoint == query["endpoint_id"] and s.time >= since]
+        offset = int(base64.b64decode(query["cursor"]).decode()) if query.get("cursor") else 0
+        limit = int(query.get("limit", 50))
+        page = mine[offset : offset + limit]
+        more = offset + limit < len(mine)
+        items = [
+            {
+                "request_id": s.request_id,
+                "endpoint_id": s.endpoint,
+                "sent_at": datetime.fromtimestamp(s.time, UTC).isoformat().replace("+00:00", "Z"),
+                "started_at": None,
+                "ended_at": None,
+                "status_code": None,
+                "duration": None,
+                **({"json_input": s.raw, "json_output": None} if payloads else {}),
+            }
+            for s in page
+        ]
+        cursor = base64.b64encode(str(offset + limit).encode()).decode() if more else None
+        return json_response(200, {"items": items, "next_cursor": cursor, "has_more": more})
 
     def _cancel(self, entry: FalRequest, headers: dict[str, str]) -> Response:
         with entry.lock:

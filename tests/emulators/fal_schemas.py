@@ -19,6 +19,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fal_schemas"
+# The test model: Wan 2.7's published schemas narrowed to 1-4 s at 360p, and its catalogue row.
+TEST_MODEL_CATALOGUE = Path(__file__).resolve().parent.parent / "catalogue_tiny.toml"
 
 # Field names fal's video models use for the clip's first and last image, best first.
 START_IMAGE_FIELDS = ("first_frame_url", "start_image_url", "first_image_url", "image_url")
@@ -194,3 +196,18 @@ def frame_size(reading: Reading, image_shape: tuple[int, ...] | None) -> tuple[i
         return (short, long_side) if portrait else (long_side, short)
     width, height = VIDEO_SIZES.get(reading.resolution, (1280, 720))
     return (height, width) if portrait else (width, height)
+
+
+def with_test_model(published: FalSchemas | None = None) -> FalSchemas:
+    """fal's published schemas plus the test model (cheap and quick to render, with a real model's fields)."""
+    published = published or FalSchemas.load()
+    tiny = [
+        narrowed(
+            published[f"fal-ai/wan/v2.7/{mode}"],
+            f"fal-ai/tiny-video/{mode}",
+            duration=[1, 2, 3, 4],
+            resolution=["360p"],
+        )
+        for mode in ("text-to-video", "image-to-video")
+    ]
+    return FalSchemas([*published.by_endpoint.values(), *tiny])

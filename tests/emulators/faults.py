@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FaultKind = Literal["status", "reset", "stuck", "failed", "truncate", "expire", "bad_plan"]
+FaultKind = Literal[
+    "status", "reset", "stuck", "failed", "truncate", "expire", "bad_plan", "lost_answer", "slow_answer"
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,18 @@ class Fault:
     def reset() -> Fault:
         """Close the TCP connection without any response, before the request has any effect."""
         return Fault("reset")
+
+    @staticmethod
+    def lost_answer() -> Fault:
+        """(submit) The request is accepted and queued, then the connection is reset before the answer."""
+        return Fault("lost_answer")
+
+    @staticmethod
+    def slow_answer(seconds: float) -> Fault:
+        """(submit) The request is accepted and queued, but the answer comes `seconds` later (past a timeout)."""
+        if seconds <= 0:
+            raise ValueError("slow_answer seconds must be > 0")
+        return Fault("slow_answer", seconds=seconds)
 
     @staticmethod
     def stuck(seconds: float) -> Fault:
