@@ -69,7 +69,7 @@ def extend_video(request: ExtendRequest) -> ExtendResult:
     assert isinstance(final, FinalRecord)
     return ExtendResult(
         job_id=job.job_id,
-        continuity=request.continuity,
+        continuity=request.mode,
         video_url=final.url,
         link=final.link,
         duration=final.duration,

@@ -1,6 +1,6 @@
 """The job folder's layout: every path inside `<storage>/<job-id>/`, and nowhere else.
 
-    job.json  plan.json  prices.json  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
+    job.json  plan.json  prices.json  references/NN.png  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
     frames/NN.png (+ NN.json)  ledger/<key>.json  locks/<key>.json  final.mp4  final.json
     seams.json  drift.json  contact_sheet.png  review/…  review.html  manifest.json
 
@@ -52,6 +52,11 @@ def handoff_record(index: int) -> str:
 def earlier_take(history_dir: str, index: int, take: int, sha256: str, suffix: str) -> str:
     """Where an earlier take is kept when a re-render replaces it (nothing paid for is deleted)."""
     return f"{history_dir}/{index:02d}-take{take}-{sha256[:12]}.{suffix}"
+
+
+def reference(index: int, suffix: str) -> str:
+    """A copy of the subject's reference image `index` (1-based), as given (png, jpeg or webp)."""
+    return f"references/{index:02d}.{suffix}"
 
 
 def ledger_entry(key: str) -> str:

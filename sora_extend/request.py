@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +24,7 @@ from sora_extend.catalogue import (
     DEFAULT_MODEL,
     PROVIDERS,
     RESOLUTION_SIZES,
+    Catalogue,
     ImageModelSpec,
     ModelSpec,
     load_catalogue,
@@ -37,11 +40,13 @@ CONTINUITY_HELP = (
     "How each clip continues the previous one. chain: image-to-video from the previous clip's last frame "
     "(one clip after another). keyframes: stills for every boundary first (one image model call each, all at "
     "once), then every clip at once from keyframe k to keyframe k+1; faster, identity anchored to one still, "
-    "and re-rendering a clip re-renders only that clip. extend: the model continues its own video."
+    "and re-rendering a clip re-renders only that clip. extend: the model continues its own video (it sees "
+    "motion and sound, not one still). auto: extend when the model can, else keyframes, else chain."
 )
+MAX_REFERENCES = 14
 # Fields added after job ids were first derived from the request: left out of the identity while at their
 # defaults, so a job started by an earlier version is found (and resumed, not paid again) by this one.
-_LATER_FIELDS = {"continuity": "chain", "keyframe_model": None}
+_LATER_FIELDS = {"continuity": "chain", "keyframe_model": None, "references": []}
 
 MAX_SEGMENTS = 60
 MAX_PROMPT_CHARS = 4000
@@ -50,6 +55,19 @@ MAX_PROMPT_CHARS = 4000
 def _ui(position: int, **extra: Any) -> dict[str, Any]:
     # Prefect's form orders fields by "position".
     return {"position": position, **extra}
+
+
+def _catalogue_choice(position: int, ids: Callable[[Catalogue], list[str]]) -> Callable[[dict[str, Any]], None]:
+    """A form field offering the catalogue's ids as a drop-down (an enum in the JSON schema), read when the
+    schema is generated, so a catalogue file's models are offered too; validation still checks the catalogue."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema.update(_ui(position))
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string":
+                branch["enum"] = ids(load_catalogue())
+
+    return extra
 
 
 def normalise_storage_url(url: str) -> str:
@@ -121,7 +139,7 @@ class ExtendRequest(BaseModel):
         None,
         title="Model",
         description="Catalogue id (see `sora-extend models`). Empty = the provider's default model.",
-        json_schema_extra=_ui(6, examples=["preview", "veo31-fast", "kling-v3-pro", "wan27"]),
+        json_schema_extra=_catalogue_choice(6, lambda catalogue: catalogue.ids()),
     )
     planner: Literal["template", "openai"] = Field(
         "template",
@@ -201,7 +219,7 @@ class ExtendRequest(BaseModel):
         "and are rendered again too; keyframes: only the chosen segments.",
         json_schema_extra=_ui(18),
     )
-    continuity: Continuity = Field(
+    continuity: Literal["chain", "keyframes", "extend", "auto"] = Field(
         "chain", title="Continuity mode", description=CONTINUITY_HELP, json_schema_extra=_ui(19)
     )
     keyframe_model: str | None = Field(
@@ -209,7 +227,7 @@ class ExtendRequest(BaseModel):
         title="Keyframe image model",
         description="keyframes mode: the image model that renders the stills (see `sora-extend models`). "
         "Empty = preview-still offline, nano-banana-2 on fal.",
-        json_schema_extra=_ui(20, examples=["preview-still", "nano-banana-2"]),
+        json_schema_extra=_catalogue_choice(20, lambda catalogue: list(catalogue.images)),
     )
     rerender_keyframes: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=list,
@@ -219,6 +237,15 @@ class ExtendRequest(BaseModel):
         "which every other keyframe is edited from).",
         json_schema_extra=_ui(21),
     )
+    references: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_REFERENCES,
+        title="Reference images",
+        description="Images of the subject (a character or product sheet): local paths, http(s) URLs or storage "
+        "URLs. Given to the keyframe image model (keyframes) or to the model's reference-to-video endpoint for "
+        "segment 1 and every cut (chain, extend). PNG, JPEG or WebP.",
+        json_schema_extra=_ui(22),
+    )
     max_parallel: int | None = Field(
         None,
         ge=1,
@@ -226,7 +253,7 @@ class ExtendRequest(BaseModel):
         description="Cap on paid generations this run has in flight at once. Empty = as many as the mode allows "
         "(keyframes: every clip at once) and the model's default cap; Prefect's per-provider concurrency "
         "limits still apply on top.",
-        json_schema_extra=_ui(22),
+        json_schema_extra=_ui(23),
     )
 
     @field_validator("prompt")
@@ -242,8 +269,8 @@ class ExtendRequest(BaseModel):
     @field_validator("budget_usd")
     @classmethod
     def _budget_not_negative(cls, value: float | None) -> float | None:
-        if value is not None and value < 0:
-            raise InputError("budget_usd", f"{value} is negative", "empty (no budget) or a number >= 0")
+        if value is not None and (not math.isfinite(value) or value < 0):  # a NaN budget would stop nothing
+            raise InputError("budget_usd", f"{value} is not a usable budget", "empty (no budget) or a number >= 0")
         return value
 
     @field_validator("storage")
@@ -286,15 +313,18 @@ class ExtendRequest(BaseModel):
 
     def _check_continuity(self, spec: ModelSpec) -> None:
         catalogue = load_catalogue()
-        if self.continuity == "extend":
-            raise InputError(
-                "continuity", "'extend' (the model continues its own video) is not available yet", "chain, keyframes"
-            )
-        if self.continuity != "keyframes":
-            if self.keyframe_model is not None or self.rerender_keyframes:
-                field = "keyframe_model" if self.keyframe_model is not None else "rerender_keyframes"
-                raise InputError(field, f"only applies to continuity 'keyframes', not '{self.continuity}'")
-            return
+        mode = self.mode
+        if mode != "keyframes" and (self.keyframe_model is not None or self.rerender_keyframes):
+            field = "keyframe_model" if self.keyframe_model is not None else "rerender_keyframes"
+            raise InputError(field, f"only applies to continuity 'keyframes', not '{mode}'")
+        if mode == "extend":
+            self._check_extend(spec, catalogue)
+        elif mode == "keyframes":
+            self._check_keyframes(spec, catalogue)
+        if self.references:
+            self._check_references(spec, catalogue)
+
+    def _check_keyframes(self, spec: ModelSpec, catalogue: Catalogue) -> None:
         if not spec.takes_end_image:
             capable = [i for i in catalogue.ids(spec.provider) if catalogue.models[i].takes_end_image]
             raise InputError(
@@ -307,6 +337,48 @@ class ExtendRequest(BaseModel):
         if beyond:
             raise InputError("rerender_keyframes", f"keyframe(s) {beyond} do not exist", f"0-{self.segments}")
         self.rerender_keyframes = sorted(set(self.rerender_keyframes))
+
+    def _check_extend(self, spec: ModelSpec, catalogue: Catalogue) -> None:
+        extend = spec.extend
+        if extend is None:
+            capable = [i for i in catalogue.ids(spec.provider) if catalogue.models[i].native_extend]
+            raise InputError("model", f"{spec.id} has no extend endpoint (continuity 'extend')", capable)
+        if extend.resolutions is not None and self.resolution not in extend.resolutions:
+            raise InputError(
+                "resolution", f"{spec.id} extends only at {', '.join(extend.resolutions)}", extend.resolutions
+            )
+        if extend.max_total_s is not None and self.total_seconds > extend.max_total_s:
+            first, step = self.seconds or 0, self.segment_seconds(2)
+            fits = max(1, int((extend.max_total_s - first) // step) + 1) if first <= extend.max_total_s else 0
+            raise InputError(
+                "segments",
+                f"{self.segments} segments make {self.total_seconds} s ({first} s + {self.segments - 1} x {step} s), "
+                f"but {spec.id}'s extensions stop at {extend.max_total_s:g} s",
+                f"1-{fits}",
+            )
+
+    def _check_references(self, spec: ModelSpec, catalogue: Catalogue) -> None:
+        if self.mode == "keyframes":
+            image = catalogue.image(self.keyframe_model or DEFAULT_KEYFRAME_MODEL[self.provider])
+            limit = image.max_images - 1  # every edit also carries keyframe 0
+            where = f"{image.id} (with keyframe 0 in every edit)"
+        elif spec.reference is not None:
+            limit, where = spec.reference.max_images, spec.id
+            if spec.reference.seconds and self.seconds not in spec.reference.seconds:
+                raise InputError(
+                    "seconds",
+                    f"{spec.id}'s reference-to-video makes {_spans(spec.reference.seconds)} s clips",
+                    _spans(spec.reference.seconds),
+                )
+        else:
+            capable = [i for i in catalogue.ids(spec.provider) if catalogue.models[i].reference]
+            raise InputError(
+                "references",
+                f"{spec.id} has no reference-to-video endpoint (use continuity 'keyframes', or one of these models)",
+                capable,
+            )
+        if len(self.references) > limit:
+            raise InputError("references", f"{len(self.references)} images, more than {where} takes", f"0-{limit}")
 
     # ------------------------------------------------------------------ derived values
 
@@ -322,6 +394,27 @@ class ExtendRequest(BaseModel):
     def size(self) -> tuple[int, int]:
         return self.spec.size(self.aspect, self.resolution or self.spec.default_resolution)
 
+    @property
+    def mode(self) -> Continuity:
+        """The continuation mode this request runs in (`auto` resolved)."""
+        return continuity_choice(self.spec)[0] if self.continuity == "auto" else self.continuity
+
+    @property
+    def mode_reason(self) -> str:
+        """Why the mode was picked (for the log and the summary)."""
+        if self.continuity != "auto":
+            return "asked for"
+        return "auto: " + continuity_choice(self.spec)[1]
+
+    def segment_seconds(self, index: int) -> int:
+        """Length of segment `index`: extend mode's later segments are one extension each (its allowed lengths
+        may differ from the first clip's: Veo adds 7 s at a time)."""
+        extend = self.spec.extend
+        if self.mode != "extend" or index == 1 or extend is None:
+            return self.seconds or 0
+        allowed = extend.duration.values
+        return self.seconds if self.seconds in allowed else extend.duration.default  # type: ignore[return-value]
+
     def transition_into(self, index: int, planned: str = "continuous") -> Literal["continuous", "crossfade", "cut"]:
         """How shot `index` joins the previous one: the user's per-join choice, else the user's default,
         else (transition "auto") what the planner proposed."""
@@ -334,7 +427,7 @@ class ExtendRequest(BaseModel):
 
     @property
     def total_seconds(self) -> int:
-        return self.segments * (self.seconds or 0)
+        return sum(self.segment_seconds(index) for index in range(1, self.segments + 1))
 
     @property
     def effective_seed(self) -> int:
@@ -357,6 +450,15 @@ class ExtendRequest(BaseModel):
         return f"{slug}-{digest}"
 
 
+def continuity_choice(spec: ModelSpec) -> tuple[Continuity, str]:
+    """What `auto` picks for a model, and why: the best continuation the model offers."""
+    if spec.native_extend:
+        return "extend", f"{spec.id} can continue its own video"
+    if spec.takes_end_image:
+        return "keyframes", f"{spec.id} has no extend endpoint but renders between a first and a last image"
+    return "chain", f"{spec.id} has neither an extend endpoint nor an end-image field"
+
+
 def _default_model(provider: str) -> str:
     return DEFAULT_MODEL[provider]  # type: ignore[index]
 
@@ -372,8 +474,10 @@ def _spans(values: tuple[int, ...]) -> str:
 __all__ = ["RESOLUTION_SIZES", "Continuity", "ExtendRequest", "Transition", "normalise_storage_url"]
 
 
-def explain(error: Exception) -> list[str]:
-    """One line per problem, each naming the field and what is allowed (for the CLI and API errors)."""
+def explain(error: Exception, model: type[BaseModel] = ExtendRequest, label: Callable[[str], str] = str) -> list[str]:
+    """One line per problem, each naming the field and what is allowed (for the CLI and API errors).
+    `model` is the model that was validated, `label` how a field is named to the person (e.g. the
+    environment variable of a setting)."""
     from pydantic import ValidationError
 
     if isinstance(error, InputError):
@@ -389,24 +493,44 @@ def explain(error: Exception) -> list[str]:
             lines.append(str(cause))
             continue
         field = ".".join(str(part) for part in item.get("loc", ())) or "request"
-        allowed = _allowed_values(field)
-        lines.append(f"{field}: {message}" + (f" (allowed: {allowed})" if allowed else ""))
+        allowed = allowed_values(field, model)
+        lines.append(f"{label(field)}: {message}" + (f" (allowed: {allowed})" if allowed else ""))
     return lines
 
 
-def _allowed_values(field: str) -> str:
+def allowed_values(field: str, model: type[BaseModel] = ExtendRequest) -> str:
+    """What a field (or, for `name.N`, an item of a list field) accepts, in words: '1-60', '1 or more',
+    'more than 0 and at most 2.0', 'at most 14 items', or the choices."""
     import typing
 
-    info = ExtendRequest.model_fields.get(field)
+    from pydantic.fields import FieldInfo
+
+    name, _, item = field.partition(".")
+    info = model.model_fields.get(name)
     if info is None:
         return ""
-    low = high = None
-    for item in info.metadata:
-        low = getattr(item, "ge", low)
-        high = getattr(item, "le", high)
-    if low is not None or high is not None:
-        return f"{low if low is not None else ''}-{high if high is not None else ''}"
-    choices = [arg for arg in typing.get_args(info.annotation) if arg is not type(None)]
+    annotation, constraints = info.annotation, list(info.metadata)
+    if item:  # a list item: its own type and constraints (list[Annotated[int, Field(ge=1)]])
+        lists = [arg for arg in (annotation, *typing.get_args(annotation)) if typing.get_origin(arg) is list]
+        element = typing.get_args(lists[0])[0] if lists else None
+        annotation = typing.get_args(element)[0] if typing.get_origin(element) is typing.Annotated else element
+        extras = typing.get_args(element)[1:] if typing.get_origin(element) is typing.Annotated else ()
+        constraints = [c for extra in extras for c in (extra.metadata if isinstance(extra, FieldInfo) else [extra])]
+    bound = {
+        key: getattr(c, key) for c in constraints for key in ("ge", "gt", "le", "lt", "max_length") if hasattr(c, key)
+    }
+    if "ge" in bound and "le" in bound:
+        return f"{bound['ge']}-{bound['le']}"
+    words = {
+        "ge": "{} or more",
+        "gt": "more than {}",
+        "le": "at most {}",
+        "lt": "less than {}",
+        "max_length": "at most {} items",
+    }
+    if bound:
+        return " and ".join(words[key].format(value) for key, value in bound.items())
+    choices = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
     literals = [value for choice in choices for value in (typing.get_args(choice) or [choice])]
     if literals and all(isinstance(value, str) for value in literals):
         return ", ".join(literals)

@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 
 from sora_extend.pipeline.budget import check_estimate, estimate
 from sora_extend.pipeline.job import Job, JobRef, JobState, job_ref
-from sora_extend.pipeline.run import fix_prices, pending_work
+from sora_extend.pipeline.run import fix_run_inputs, pending_work
 from sora_extend.request import ExtendRequest
 from tasks.secrets import settings_with_keys
 
@@ -19,7 +19,7 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, JobState]:
     Returns the job and its state (the takes this run renders)."""
     settings = settings_with_keys(request)
     job = Job(job_ref(request, settings), settings)
-    prices = fix_prices(job)
+    prices = fix_run_inputs(job)
     would_be = job.state().with_rerender(request.rerender, request.rerender_keyframes)
     pending = pending_work(job, would_be)
     check_estimate(request, already_spent=job.ledger.spent_usd(), pending=pending, prices=prices)
@@ -34,7 +34,7 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, JobState]:
         request.seconds or 0,
         quote.provider,
         quote.model,
-        request.continuity,
+        f"{request.mode}, {request.mode_reason}",
         quote.total_usd,
         quote.price_source,
         pending.segments,

@@ -4,6 +4,7 @@ project's own fal provider (the exact wire payloads), and validate each one agai
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -18,20 +19,34 @@ PNG = b"\x89PNG\r\n\x1a\n"  # never decoded here: only its wire form matters
 
 
 class OfflineFal(FalProvider):
-    """The real argument mapping, with input images as placeholder URLs instead of CDN uploads."""
+    """The real argument mapping, with input files as placeholder URLs instead of CDN uploads."""
 
-    def _image_reference(self, png: bytes) -> str:
+    def _upload(self, data: bytes, content_type: str) -> str:
         return "https://v3.fal.media/files/placeholder.png"
+
+    def _video_reference(self, clip: Path) -> str:
+        return "https://v3.fal.media/files/placeholder.mp4"
+
+
+def _cases(spec: ModelSpec) -> Iterator[tuple[str, tuple[int, ...], tuple[str, ...]]]:
+    """(mode, lengths, resolutions) for every generation mode the row can make."""
+    resolutions = tuple(spec.resolutions)
+    for mode in ("text_to_video", "image_to_video"):
+        if getattr(spec.endpoints, mode):
+            yield mode, spec.duration.values, resolutions
+    if spec.takes_end_image:
+        yield "first_last_frame", spec.duration.values, resolutions
+    if spec.extend is not None:
+        yield "extend", spec.extend.duration.values, spec.extend.resolutions or resolutions
+    if spec.reference is not None:
+        yield "reference_to_video", spec.reference.seconds or spec.duration.values, resolutions
 
 
 def _video_requests(spec: ModelSpec) -> Iterator[tuple[str, GenerationRequest]]:
-    modes = ["text_to_video"] if spec.endpoints.text_to_video else []
-    modes += ["image_to_video"] if spec.endpoints.image_to_video else []
-    modes += ["first_last_frame"] if spec.takes_end_image else []
-    for mode in modes:
-        for seconds in spec.duration.values:
-            for resolution in spec.resolutions:
-                if seconds > spec.duration.max_seconds(resolution):
+    for mode, lengths, resolutions in _cases(spec):
+        for seconds in lengths:
+            for resolution in resolutions:
+                if mode != "extend" and seconds > spec.duration.max_seconds(resolution):
                     continue
                 for aspect in spec.aspects:
                     width, height = spec.size(aspect, resolution)
@@ -50,8 +65,10 @@ def _video_requests(spec: ModelSpec) -> Iterator[tuple[str, GenerationRequest]]:
                             height=height,
                             seed=7,
                             audio=True,
-                            first_frame_png=PNG if mode != "text_to_video" else None,
+                            first_frame_png=PNG if mode in ("image_to_video", "first_last_frame") else None,
                             last_frame_png=PNG if mode == "first_last_frame" else None,
+                            references=(PNG,) if mode == "reference_to_video" else (),
+                            source_video=Path("placeholder.mp4") if mode == "extend" else None,
                         ),
                     )
 

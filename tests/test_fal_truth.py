@@ -30,6 +30,13 @@ def test_every_live_fal_row_sends_what_fal_publishes(schemas: FalSchemas) -> Non
     assert catalogue_problems(build_catalogue(), schemas) == []
 
 
+def test_the_test_models_send_what_their_narrowed_schemas_take() -> None:
+    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE, with_test_model
+
+    problems = catalogue_problems(build_catalogue(TEST_MODEL_CATALOGUE), with_test_model())
+    assert [p for p in problems if p.startswith("tiny-")] == []
+
+
 def _fixtures() -> dict[str, dict[str, object]]:
     import json
 
@@ -65,7 +72,7 @@ def test_a_price_that_ignores_resolution_is_caught(schemas: FalSchemas, tmp_path
             "resolution: '1080p' is not one of ['480p', '720p']",
         ),
         (  # Wan 2.7 image-to-video takes its aspect from the image
-            "[models.wan27]\naspect_on_image_to_video = true\n",
+            "[models.wan27.omit]\nimage_to_video = []\n",
             "sends 'aspect_ratio', which fal-ai/wan/v2.7/image-to-video does not have",
         ),
         (  # Nano Banana 2 has no 8K
@@ -79,3 +86,53 @@ def test_a_row_that_disagrees_with_fal_fails(schemas: FalSchemas, tmp_path: Path
     path.write_text(override, encoding="utf-8")
     problems = catalogue_problems(build_catalogue(path), schemas)
     assert any(expected in problem for problem in problems), problems[:5]
+
+
+def test_refresh_turns_fals_openapi_document_into_a_snapshot() -> None:
+    """The refresh script's conversion, on a document shaped like fal's per-endpoint queue OpenAPI
+    (the live one needs network access this CI does not have)."""
+    from tests.emulators.refresh_fal_schemas import fixture_from_openapi
+
+    endpoint = "fal-ai/wan/v2.7/text-to-video"
+    ref = {"$ref": "#/components/schemas/WanInput"}
+    document = {
+        "openapi": "3.0.4",
+        "paths": {
+            f"/{endpoint}": {
+                "post": {"requestBody": {"content": {"application/json": {"schema": ref}}}},
+            },
+            "/fal-ai/wan/requests/{request_id}": {
+                "get": {
+                    "responses": {
+                        "200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/WanOutput"}}}}
+                    }
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "WanInput": {
+                    "type": "object",
+                    "properties": {"prompt": {"type": "string"}, "duration": {"type": "integer", "enum": [2, 5]}},
+                    "required": ["prompt"],
+                },
+                "WanOutput": {
+                    "type": "object",
+                    "properties": {"video": {"$ref": "#/components/schemas/File"}},
+                    "required": ["video"],
+                },
+                "File": {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]},
+            }
+        },
+    }
+    previous = {"pricing": {"unit": "second"}, "notes": "kept", "input": {}, "output": {}}
+    fixture = fixture_from_openapi(endpoint, document, previous)
+    assert fixture["input"]["properties"]["duration"] == {"type": "integer", "enum": [2, 5]}
+    assert fixture["output"]["properties"]["video"]["required"] == ["url"]  # $refs inlined
+    assert fixture["pricing"] == {"unit": "second"} and fixture["notes"].startswith("SCHEMA CHANGED")
+    assert fixture["sources"] == [f"https://fal.ai/api/openapi/queue/openapi.json?endpoint_id={endpoint}"]
+    from tests.emulators.fal_schemas import EndpointSchema
+
+    loaded = FalSchemas([EndpointSchema(endpoint, fixture["input"], fixture["output"])])  # what the emulator loads
+    assert loaded.validate(endpoint, {"prompt": "p", "duration": 5}) == []
+    assert loaded.validate(endpoint, {"prompt": "p", "duration": 3})[0]["loc"] == ["body", "duration"]

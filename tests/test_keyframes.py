@@ -4,11 +4,6 @@ at once between them, never paid twice, resumed by request id after a kill."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +19,9 @@ from sora_extend.media.images import decode_png, psnr
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import reload_settings
 from sora_extend.storage.store import JobStore
+from tests.run_flow import kill_when, spawn
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 TINY_I2V = "fal-ai/tiny-video/image-to-video"
 
 
@@ -40,10 +35,6 @@ def keyframes_request(prompt: str, segments: int = 6, **fields: Any) -> ExtendRe
         continuity="keyframes",
         **fields,
     )
-
-
-def mine(fal: Any, request: ExtendRequest) -> list[Any]:
-    return [s for s in fal.submissions if str(s.payload.get("prompt", "")).startswith(f"{request.prompt} |")]
 
 
 def frame_at(video: Path, at: float) -> np.ndarray:
@@ -65,7 +56,7 @@ def test_keyframes_flow_renders_stills_then_every_clip_at_once(
     result = extend_video(request=request)
     store = JobStore(storage_url, result.job_id)
 
-    submitted = mine(fal_emulator, request)
+    submitted = fal_emulator.submissions_for(request.prompt)
     stills = [s for s in submitted if s.endpoint.startswith("fal-ai/nano-banana-2")]
     clips = [s for s in submitted if s.endpoint == TINY_I2V]
     assert len(stills) == 7 and len(clips) == 6 and len(submitted) == 13  # each piece exactly once
@@ -120,28 +111,16 @@ def test_a_run_killed_with_clips_in_flight_resumes_each_by_request_id(
 ) -> None:
     fal_emulator.progress_seconds = 6.0  # the worker is killed while every clip is rendering
     request = keyframes_request("Paper boats race down a gutter", segments=4)
-    env = {**os.environ, "PREFECT_API_URL": api_url, "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.run_flow", request.model_dump_json()],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while sum(s.endpoint == TINY_I2V for s in mine(fal_emulator, request)) < 4 and time.monotonic() < deadline:
-        if worker.poll() is not None:
-            pytest.fail(worker.stderr.read() if worker.stderr else "the worker exited")
-        time.sleep(0.05)
-    time.sleep(0.5)  # well inside the clips' 6 s of IN_PROGRESS: the worker is polling all four
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
-    in_flight = {s.request_id for s in mine(fal_emulator, request) if s.endpoint == TINY_I2V}
+    worker = spawn(request.model_dump_json(), api_url)
+
+    def all_clips_submitted() -> bool:
+        return sum(s.endpoint == TINY_I2V for s in fal_emulator.submissions_for(request.prompt)) == 4
+
+    kill_when(worker, all_clips_submitted, settle_s=0.5)  # inside the clips' 6 s: the worker polls all four
+    in_flight = {s.request_id for s in fal_emulator.submissions_for(request.prompt) if s.endpoint == TINY_I2V}
 
     fal_emulator.progress_seconds = 0.2
     result = extend_video(request=request)
-    assert len(mine(fal_emulator, request)) == 5 + 4  # nothing submitted twice
+    assert len(fal_emulator.submissions_for(request.prompt)) == 5 + 4  # nothing submitted twice
     ledger = JobStore(storage_url, result.job_id).read_json(layout.MANIFEST)["ledger"]
     assert {entry["request_id"] for entry in ledger if entry["kind"] == "segment"} == in_flight

@@ -299,3 +299,88 @@ def test_handoff_frame_has_the_exact_next_size(storage_url: str) -> None:
     job = make_job(storage_url, aspect="9:16")
     records = run_all(job)
     assert decode_png(job.store.read_bytes(records["handoff-01"].path)).shape == (640, 360, 3)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- extend mode and references, offline
+
+
+def _frames_around_joins(video, joins_at):  # type: ignore[no-untyped-def]
+    from sora_extend.media.frames import iter_frames
+
+    frames = [(frame.time, frame.rgb) for frame in iter_frames(video)]
+    pairs = []
+    for at in joins_at:
+        before = max((f for f in frames if f[0] < at - 1e-6), key=lambda f: f[0])
+        after = min((f for f in frames if f[0] >= at - 1e-6), key=lambda f: f[0])
+        pairs.append((before[1], after[1]))
+    return pairs
+
+
+def test_extend_run_continues_each_clip_and_repeats_no_frame(storage_url: str) -> None:
+    job = make_job(storage_url, continuity="extend", segments=3, seconds=1)
+    assert job.request.mode == "extend"
+    plan = plan_job(job, get_planner("template"))
+    graph = graph_for(job.request, plan, job.state())
+    assert graph["segment-03"].needs == ("segment-02",) and graph.merge.joins == ("", "")
+    records = run_all(job)
+    assert CountingPreview.submitted == ["segment 1", "segment 2", "segment 3"]
+    final = records["merge"]
+    assert final.duration == pytest.approx(3.0, abs=1 / 24)  # type: ignore[attr-defined]
+    video = job.cache.fetch(job.store, final.path, final.sha256)  # type: ignore[attr-defined]
+    for before, after in _frames_around_joins(video, final.joins_at):  # type: ignore[attr-defined]
+        assert psnr(before, after) < 45  # the next clip's first frame is new footage, not the last one again
+    second = records["segment-02"]
+    assert isinstance(second, SegmentRecord) and second.mode == "extend"
+    assert second.extends_sha256 == records["segment-01"].sha256  # type: ignore[attr-defined]
+
+
+def test_auto_picks_the_best_continuation_the_model_has(storage_url: str) -> None:
+    assert make_job(storage_url, continuity="auto").request.mode == "extend"  # the preview model extends
+    keyframes = ExtendRequest(prompt="x", provider="fal", model="wan27", continuity="auto")
+    assert keyframes.mode == "keyframes" and "renders between a first and a last image" in keyframes.mode_reason
+    assert ExtendRequest(prompt="x", provider="fal", model="hailuo23", continuity="auto").mode == "chain"
+
+
+def test_references_are_copied_into_the_job_and_keyed(storage_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+    import numpy as np
+
+    from sora_extend.media.images import encode_png
+
+    sheet = np.zeros((200, 150, 3), np.uint8)
+    cv2.circle(sheet, (75, 100), 50, (220, 40, 40), -1)
+    path = tmp_path / "sheet.png"
+    path.write_bytes(encode_png(sheet))
+    job = make_job(storage_url, continuity="keyframes", segments=2, references=[str(path)])
+    records = run_all(job)
+    [reference] = job.state().references
+    assert job.store.read_bytes(reference.path) == path.read_bytes() and reference.width == 150
+    opening = decode_png(job.store.read_bytes(records["keyframe-00"].path))  # type: ignore[attr-defined]
+    height, width = opening.shape[:2]  # the sheet's red disc, inset at the lower right of the opening still
+    assert opening[height - 100 : height - 80, width - 70 : width - 50].mean(axis=(0, 1))[0] > 150
+
+    other = make_job(storage_url, continuity="keyframes", segments=2, references=[str(path)], prompt="Another")
+    bare = make_job(storage_url, continuity="keyframes", segments=2, prompt="Another")
+    plan = plan_job(other, get_planner("template"))
+    from sora_extend.pipeline.keys import keyframe_key
+    from sora_extend.pipeline.run import fix_run_inputs
+
+    fix_run_inputs(other)
+    with_refs = graph_for(other.request, plan, other.state())["keyframe-00"]
+    without = graph_for(bare.request, plan, bare.state())["keyframe-00"]
+    assert keyframe_key(other.request, with_refs, {}) != keyframe_key(other.request, without, {})  # type: ignore[arg-type]
+
+
+def test_an_unreadable_reference_is_refused_before_anything_is_paid(storage_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sora_extend.errors import InputError
+    from sora_extend.pipeline.run import fix_run_inputs
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    job = make_job(storage_url, continuity="keyframes", segments=2, references=[str(text)])
+    with pytest.raises(InputError, match=r"references: .*notes.txt is not a readable image"):
+        fix_run_inputs(job)
+    missing = make_job(storage_url, continuity="keyframes", segments=2, references=[str(tmp_path / "gone.png")])
+    with pytest.raises(InputError, match=r"references: .*gone.png cannot be read"):
+        fix_run_inputs(missing)
+    assert CountingPreview.submitted == []

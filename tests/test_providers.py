@@ -106,6 +106,26 @@ def test_openai_compatible_videos_chain_from_handoff_frames(
     assert info.duration == pytest.approx(12.0, abs=0.1)
 
 
+def test_openai_compatible_videos_with_native_extension(
+    prefect_harness: None, openai_emulator, storage_url: str
+) -> None:
+    request = ExtendRequest(
+        prompt="A tram crosses a snowy bridge", provider="openai", segments=3, seconds=4, continuity="extend"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # our calls must not leak the SDK's Sora warning
+        result = extend_video(request=request)
+    created = openai_emulator.submissions
+    assert [s.kind for s in created] == ["create", "extend", "extend"]
+    assert [s.seconds for s in created] == ["4", "4", "4"]
+    store = JobStore(storage_url, result.job_id)
+    ledger = store.read_json("manifest.json")["ledger"]
+    assert [s.source for s in created[1:]] == [ledger[0]["request_id"], ledger[1]["request_id"]]
+    assert probe(Path(store.path("final.mp4"))).duration == pytest.approx(12.0, abs=0.1)
+    for index in (2, 3):  # each extension came back stitched; only its new part is kept
+        assert probe(Path(store.path(f"segments/{index:02d}.mp4"))).duration == pytest.approx(4.0, abs=0.1)
+
+
 def test_openai_planner_plans_korean_and_retries_once(openai_emulator) -> None:
     korean = "한 마리 고양이가 서울의 밤거리를 걷는다"
     request = ExtendRequest(prompt=korean, planner="openai", segments=4, seconds=4)
@@ -126,7 +146,10 @@ def test_openai_planner_gives_up_after_two_bad_plans_or_falls_back(
     request = ExtendRequest(prompt="A fox in the snow", planner="openai", segments=2, seconds=1, resolution="360p")
     openai_emulator.inject("chat", Fault.bad_plan(shots_delta=1), times=2)
     with pytest.raises(PlannerError, match="unusable plan twice"):
-        get_planner("openai", get_settings()).plan(request)
+        extend_video(request=request)
+    store = JobStore(storage_url, request.job_id())
+    assert store.read_json("job.json")["status"] == "failed"  # a failed plan does not leave the job "running"
+    assert store.read_json("manifest.json")["failed_step"] == "plan"
 
     openai_emulator.inject("chat", Fault.status(400, code_name="invalid_request_error"))
     fallback = request.model_copy(update={"planner_fallback": True})

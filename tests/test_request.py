@@ -83,7 +83,8 @@ def test_forty_segments_and_more_are_allowed() -> None:
             {"prompt": "x", "transition": "wipe"},
             "transition: Input should be 'continuous', 'crossfade', 'cut' or 'auto'",
         ),
-        ({"prompt": "x", "budget_usd": -1}, "budget_usd: -1.0 is negative"),
+        ({"prompt": "x", "budget_usd": -1}, "budget_usd: -1.0 is not a usable budget"),
+        ({"prompt": "x", "budget_usd": float("nan")}, "budget_usd: nan is not a usable budget"),
         ({"prompt": "x", "storage": "s3://"}, "storage: 's3://' names no bucket"),
         (
             {"prompt": "x", "storage": "nosuchproto://bucket/x"},
@@ -115,8 +116,40 @@ def test_forty_segments_and_more_are_allowed() -> None:
             "(allowed: preview-still, nano-banana-2)",
         ),
         ({"prompt": "x", "keyframe_model": "nano-banana-2"}, "keyframe_model: only applies to continuity 'keyframes'"),
-        ({"prompt": "x", "continuity": "sideways"}, "continuity: Input should be 'chain', 'keyframes' or 'extend'"),
-        ({"prompt": "x", "continuity": "extend"}, "continuity: 'extend' (the model continues its own video) is not"),
+        (
+            {"prompt": "x", "continuity": "sideways"},
+            "continuity: Input should be 'chain', 'keyframes', 'extend' or 'auto' (allowed: chain, keyframes, extend, "
+            "auto)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "wan27", "continuity": "extend"},
+            "model: wan27 has no extend endpoint (continuity 'extend') (allowed: veo31, veo31-fast, ltx23)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "veo31-fast", "continuity": "extend", "segments": 5},
+            "segments: 5 segments make 36 s (8 s + 4 x 7 s), but veo31-fast's extensions stop at 30 s (allowed: 1-4)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "veo31", "continuity": "extend", "resolution": "1080p"},
+            "resolution: veo31 extends only at 720p (allowed: 720p)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "veo31", "seconds": 8, "references": ["a.png"] * 4},
+            "references: 4 images, more than veo31 takes (allowed: 0-3)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "veo31", "seconds": 4, "references": ["a.png"]},
+            "seconds: veo31's reference-to-video makes 8 s clips (allowed: 8)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "wan27", "references": ["a.png"]},
+            "references: wan27 has no reference-to-video endpoint (use continuity 'keyframes', or one of these models) "
+            "(allowed: veo31, kling-o3-standard, seedance2, seedance2-fast)",
+        ),
+        (
+            {"prompt": "x", "provider": "fal", "model": "wan27", "continuity": "keyframes", "references": ["a"] * 14},
+            "references: 14 images, more than nano-banana-2 (with keyframe 0 in every edit) takes (allowed: 0-13)",
+        ),
         ({"prompt": "x", "max_parallel": 0}, "max_parallel: Input should be greater than or equal to 1"),
         (
             {"prompt": "x", "segments": 2, "continuity": "keyframes", "rerender_keyframes": [3]},

@@ -38,8 +38,6 @@ class Endpoints(_Strict):
     first_last_frame: str | None = Field(
         None, description="A separate first+last-frame endpoint; empty = image_to_video takes the end image too."
     )
-    extend: str | None = None
-    reference_to_video: str | None = None
 
 
 class DurationSpec(_Strict):
@@ -69,6 +67,34 @@ class DurationSpec(_Strict):
         if self.wire == "string":
             return str(seconds)
         return f"{seconds}s"
+
+
+GenericField = Literal["aspect", "resolution", "seed", "audio", "duration"]
+
+
+class ExtendSpec(_Strict):
+    """The model continues its own video: one call adds `duration` seconds to the clip it is sent."""
+
+    endpoint: str
+    video_field: str | None = Field("video_url", description="Where the clip goes (empty: by provider id).")
+    duration: DurationSpec = Field(..., description="How long each extension is, and how that is sent.")
+    returns: Literal["whole", "new"] = Field(
+        ..., description="What comes back: the sent clip with the new part after it, or the new part only."
+    )
+    max_input_s: float | None = Field(None, description="Longest clip it takes; a longer one is sent as its tail.")
+    max_total_s: float | None = Field(None, description="Longest video the extensions may reach.")
+    resolutions: tuple[str, ...] | None = Field(None, description="Resolution labels it extends (empty: all).")
+
+
+class ReferenceSpec(_Strict):
+    """Reference-to-video: images of the subject given to the generation (identity from a character sheet)."""
+
+    endpoint: str
+    images_field: str = "image_urls"
+    max_images: int = Field(..., ge=1)
+    max_bytes: int | None = Field(None, description="Largest image file it takes.")
+    formats: tuple[str, ...] = ("png", "jpeg", "webp")
+    seconds: tuple[int, ...] | None = Field(None, description="Clip lengths it makes (empty: the model's).")
 
 
 class PriceSpec(_Strict):
@@ -137,8 +163,13 @@ class ModelSpec(_Row):
     first_frame_field: str | None = Field(None, description="Start image on the first_last_frame endpoint.")
     last_frame_field: str | None = Field(None, description="End image: the model can render between keyframes.")
     duration: DurationSpec
-    extend_seconds: tuple[int, ...] = ()
-    aspect_on_image_to_video: bool = True
+    extend: ExtendSpec | None = None
+    reference: ReferenceSpec | None = None
+    omit: dict[str, tuple[GenericField, ...]] = Field(
+        default_factory=dict,
+        description="Per generation mode, generic fields its endpoint does not take (e.g. Kling's image-to-video "
+        "takes its aspect from the image).",
+    )
     resolutions: dict[str, str]
     default_resolution: str
     audio_field: str | None = None
@@ -168,6 +199,10 @@ class ModelSpec(_Row):
     def endpoint(self, mode: str) -> str | None:
         """The endpoint a generation mode goes to (first+last frame falls back to image-to-video, whose
         end-image field carries the last frame)."""
+        if mode == "extend":
+            return self.extend.endpoint if self.extend else None
+        if mode == "reference_to_video":
+            return self.reference.endpoint if self.reference else None
         endpoint = getattr(self.endpoints, mode, None)
         return endpoint or (self.endpoints.image_to_video if mode == "first_last_frame" else None)
 
@@ -178,7 +213,11 @@ class ModelSpec(_Row):
 
     @property
     def native_extend(self) -> bool:
-        return self.endpoints.extend is not None
+        return self.extend is not None
+
+    def sends(self, mode: str, field: GenericField) -> bool:
+        """Whether a generation in `mode` sends this generic field."""
+        return field not in self.omit.get(mode, ())
 
     def size(self, aspect: str, resolution: str) -> tuple[int, int]:
         width, height = RESOLUTION_SIZES[resolution]

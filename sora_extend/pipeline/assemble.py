@@ -19,7 +19,14 @@ from sora_extend.media.probe import probe
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.joins import plan_joins
 from sora_extend.pipeline.keys import merge_key
-from sora_extend.pipeline.records import FinalRecord, HandoffRecord, JoinRecord, KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.records import (
+    FinalRecord,
+    HandoffRecord,
+    ImageRecord,
+    JoinRecord,
+    KeyframeRecord,
+    SegmentRecord,
+)
 from sora_extend.pipeline.steps import MergeStep
 from sora_extend.plan import ShotPlan
 
@@ -85,6 +92,8 @@ class Manifest(BaseModel):
     failed_step: str | None = None
     request: dict[str, Any]
     plan: ShotPlan | None
+    continuity: str = Field("", description="The mode the run used, and why (auto).")
+    references: list[ImageRecord] = Field(default_factory=list, description="The subject's reference images.")
     keyframes: list[KeyframeRecord] = Field(default_factory=list)
     segments: list[SegmentRecord]
     handoffs: list[HandoffRecord]
@@ -131,6 +140,8 @@ def write_manifest(
         failed_step=failed_step,
         request=job.request.model_dump(mode="json"),
         plan=plan,
+        continuity=f"{job.request.mode} ({job.request.mode_reason})",
+        references=job.state().references,
         keyframes=records_of(records, KeyframeRecord),
         segments=records_of(records, SegmentRecord),
         handoffs=records_of(records, HandoffRecord),

@@ -45,7 +45,10 @@ class Estimate(BaseModel):
     def lines(self) -> list[str]:
         lines = [
             f"model          {self.provider}/{self.model} ({self.continuity})",
-            f"segments       {self.segments} x {self.seconds_per_segment} s = {self.total_seconds} s",
+            f"segments       {self.segments} x {self.seconds_per_segment} s = {self.total_seconds} s"
+            if self.total_seconds == self.segments * self.seconds_per_segment
+            else f"segments       {self.segments}, {self.total_seconds} s in all (extensions: "
+            f"{(self.total_seconds - self.seconds_per_segment) // max(1, self.segments - 1)} s each)",
             f"resolution     {self.resolution}, audio {'on' if self.audio else 'off'}",
             f"price          ${self.usd_per_second:.3f} per second ({self.price_source})",
         ]
@@ -61,12 +64,15 @@ class Estimate(BaseModel):
 
 
 def segment_modes(request: ExtendRequest) -> list[str]:
-    """How each segment will be generated (what it is priced as). chain: segment 1 and every cut are
-    text-to-video ("auto" joins are assumed continuous); keyframes: every segment starts on a still."""
-    if request.continuity == "keyframes":
+    """How each segment will be generated (what it is priced as). keyframes: every segment starts on a
+    still; chain and extend: segment 1 and every cut start from nothing (text-to-video, or
+    reference-to-video with references; "auto" joins are assumed continuous), the others continue."""
+    if request.mode == "keyframes":
         return ["first_last_frame"] * request.segments
+    opening = "reference_to_video" if request.references and request.spec.reference else "text_to_video"
+    follow = "extend" if request.mode == "extend" else "image_to_video"
     return [
-        "text_to_video" if index == 1 or request.transition_into(index) == "cut" else "image_to_video"
+        opening if index == 1 or request.transition_into(index) == "cut" else follow
         for index in range(1, request.segments + 1)
     ]
 
@@ -79,8 +85,8 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
     resolution = request.resolution or spec.default_resolution
     audio = request.audio and spec.supports_audio
     quotes = [
-        prices.segment(spec, spec.endpoint(mode) or "", seconds, resolution, audio, mode)
-        for mode in segment_modes(request)
+        prices.segment(spec, spec.endpoint(mode) or "", request.segment_seconds(index), resolution, audio, mode)
+        for index, mode in enumerate(segment_modes(request), start=1)
     ]
     keyframe_spec = request.keyframe_spec
     still = (
@@ -91,13 +97,13 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
     return Estimate(
         provider=spec.provider,
         model=spec.id,
-        continuity=request.continuity,
+        continuity=request.mode if request.continuity != "auto" else f"{request.mode}, {request.mode_reason}",
         segments=request.segments,
         seconds_per_segment=seconds,
-        total_seconds=request.segments * seconds,
+        total_seconds=request.total_seconds,
         resolution=resolution,
         audio=audio,
-        usd_per_second=round(quotes[-1].usd / seconds, 4),
+        usd_per_second=round(quotes[-1].usd / request.segment_seconds(request.segments), 4),
         price_source=quotes[-1].source,
         segment_usd=[quote.usd for quote in quotes],
         keyframe_model=keyframe_spec.id if keyframe_spec else None,

@@ -14,6 +14,7 @@ from sora_extend import layout
 from sora_extend.catalogue import ModelSpec
 from sora_extend.ledger import Ledger, utcnow
 from sora_extend.locks import key_lock, storage_lock
+from sora_extend.pipeline.records import ImageRecord
 from sora_extend.pricing import PriceBook, catalogue_only
 from sora_extend.request import ExtendRequest, normalise_storage_url
 from sora_extend.settings import Settings, get_settings
@@ -48,6 +49,9 @@ class JobState(BaseModel):
     keyframe_takes: dict[int, int] = Field(default_factory=dict, description="Keyframe -> current take (1 if absent).")
     rerender_tokens: list[str] = Field(
         default_factory=list, description="Runs whose re-render request was applied (applied once each)."
+    )
+    references: list[ImageRecord] = Field(
+        default_factory=list, description="The subject's reference images, as copied into the job folder."
     )
 
     def with_rerender(self, segments: list[int], keyframes: list[int]) -> JobState:

@@ -59,6 +59,7 @@ def build_request(job: Job, step: KeyframeStep, inputs: Mapping[str, object]) ->
         seed=generation_seed(request.effective_seed, step.index + 1, step.take),
         story_seed=request.effective_seed,
         images=images,
+        references=tuple(read_image(job, reference) for reference in step.references),
     )
 
 
@@ -76,16 +77,11 @@ def render_keyframe(
     job: Job, step: KeyframeStep, inputs: Mapping[str, object], provider: Provider, gate: Gate = nullcontext
 ) -> KeyframeRecord:
     """Render (or find, or resume) one keyframe still. `inputs` holds the still it is an edit of."""
-    request = build_request(job, step, inputs)
+    key = keyframe_key(job.request, step, inputs)
     record_rel = layout.keyframe_record(step.index)
 
-    def stored() -> KeyframeRecord | None:
-        done = finished(job, record_rel, request.content_key, KeyframeRecord)
-        if done is not None:
-            logger.info("keyframe %d: already rendered (%s), nothing to pay", step.index, done.request_id)
-        return done
-
     def produce() -> KeyframeRecord:
+        request = build_request(job, step, inputs)  # reads its input media: only when there is work to do
         price = job.prices.keyframe(keyframe_model(job), provider.endpoint_for(request), request.width, request.height)
         made = generate(job, provider, request, price, verify_image, gate)
         returned = made.checked
@@ -131,4 +127,9 @@ def render_keyframe(
         )
         return record
 
-    return once(job, request.content_key, stored, produce)
+    return once(
+        job,
+        key,
+        lambda: finished(job, record_rel, key, KeyframeRecord, f"keyframe {step.index}"),
+        produce,
+    )

@@ -54,6 +54,7 @@ def keyframe_key(request: ExtendRequest, step: KeyframeStep, inputs: Mapping[str
         resolution=spec.size_label(width, height),
         seed=generation_seed(request.effective_seed, step.index + 1, step.take) if spec.seed_field else None,
         base=_sha(inputs, step.base),
+        references=[reference.sha256 for reference in step.references],
         take=step.take,
     )
 
@@ -72,12 +73,15 @@ def segment_key(request: ExtendRequest, step: SegmentStep, inputs: Mapping[str, 
         "seed": generation_seed(request.effective_seed, step.index, step.take) if spec.seed_field else None,
         "audio": request.audio and spec.supports_audio,
         "first_frame": _sha(inputs, step.first),
-        "extends": None,
+        "extends": inputs[step.source].sha256 if step.source else None,
         "take": step.take,
     }
+    # Added later: only present when used, so the keys of earlier chain jobs stay valid.
     last = _sha(inputs, step.last)
-    if last is not None:  # added later: only present when used, so earlier chain keys stay valid
+    if last is not None:
         fields["last_frame"] = last
+    if step.references:
+        fields["references"] = [reference.sha256 for reference in step.references]
     return content_key("segment", **fields)
 
 

@@ -21,15 +21,17 @@ logger = logging.getLogger(__name__)
 
 
 def validate_plan(plan: ShotPlan, request: ExtendRequest) -> None:
-    segments, seconds = request.segments, request.seconds or 0
+    segments = request.segments
     if len(plan.shots) != segments:
         raise ValueError(f"the plan has {len(plan.shots)} shots, the request asks for {segments}")
     for position, shot in enumerate(plan.shots, start=1):
         if shot.index != position:
             raise ValueError(f"shot {position} is numbered {shot.index}")
-        if shot.seconds != seconds:
-            raise ValueError(f"shot {position} lasts {shot.seconds} s, the request asks for {seconds} s")
-    if request.continuity == "keyframes":
+        if shot.seconds != request.segment_seconds(position):
+            raise ValueError(
+                f"shot {position} lasts {shot.seconds} s, the request asks for {request.segment_seconds(position)} s"
+            )
+    if request.mode == "keyframes":
         if [still.index for still in plan.stills] != list(range(segments + 1)):
             raise ValueError(f"keyframes mode needs stills 0-{segments}, the plan has {len(plan.stills)}")
         for still in plan.stills:
@@ -59,9 +61,9 @@ def plan_job(job: Job, planner: Planner) -> ShotPlan:
     validate_plan(plan, request)
     job.store.write_json(layout.PLAN, plan)
     logger.info(
-        "plan: %d shots x %d s by %s, stored at %s",
+        "plan: %d shots, %d s in all, by %s, stored at %s",
         len(plan.shots),
-        request.seconds or 0,
+        plan.total_seconds,
         plan.planner,
         job.store.url(layout.PLAN),
     )

@@ -58,6 +58,8 @@ class SegmentRecord(PaidResult):
     audio: bool
     seeded_from_sha256: str | None = Field(None, description="Hash of the image it started from.")
     ends_on_sha256: str | None = Field(None, description="Hash of the keyframe it was asked to end on.")
+    extends_sha256: str | None = Field(None, description="extend: hash of the segment it continues.")
+    references_sha256: list[str] = Field(default_factory=list, description="Reference images it was given.")
     bytes: int
     duration: float
     frames: int

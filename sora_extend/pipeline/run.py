@@ -20,6 +20,7 @@ from sora_extend.pipeline.job import Job, JobState
 from sora_extend.pipeline.keyframe import keyframe_model, render_keyframe
 from sora_extend.pipeline.planning import plan_job
 from sora_extend.pipeline.records import KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.references import store_references
 from sora_extend.pipeline.segment import render_segment
 from sora_extend.pipeline.steps import (
     HandoffStep,
@@ -40,13 +41,15 @@ ProviderFactory = Callable[[ModelSpec | ImageModelSpec], Provider]
 
 
 def graph_for(request: ExtendRequest, plan: ShotPlan, state: JobState) -> RunGraph:
-    """The job's run in its continuation mode, with the re-render takes of `state`."""
+    """The job's run in its continuation mode, with the re-render takes and references of `state`."""
     return build_graph(
-        request.continuity,
+        request.mode,
         plan,
         takes=state.takes,
         keyframe_takes=state.keyframe_takes,
         colour_anchor=request.colour_anchor,
+        references=tuple(state.references),
+        reference_to_video=request.spec.reference is not None,
     )
 
 
@@ -80,12 +83,15 @@ def run_step(
         provider.close()
 
 
-def fix_prices(job: Job) -> PriceBook:
-    """Fetch the run's prices (live where a key allows) and keep them in the job folder, so every worker
-    of this run charges the same."""
+def fix_run_inputs(job: Job) -> PriceBook:
+    """What every worker of this run must see the same, kept in the job folder before anything is paid:
+    the prices (live where a key allows) and the subject's reference images (checked, copied)."""
     book = price_book_for(job.request, job.settings)
     job.store.write_json(layout.PRICES, book)
     job.__dict__.pop("prices", None)  # Job.prices is cached: read the new book
+    state = job.state()
+    state.references = store_references(job)
+    job.save_state(state)
     return book
 
 
@@ -94,7 +100,7 @@ def pending_work(job: Job, state: JobState | None = None) -> Work:
     from them (chain: every later segment; keyframes: the two segments touching a keyframe)."""
     plan = job.store.read_model(layout.PLAN, ShotPlan)
     if plan is None:  # nothing planned, so nothing rendered yet
-        keyframes = job.request.segments + 1 if job.request.continuity == "keyframes" else 0
+        keyframes = job.request.segments + 1 if job.request.mode == "keyframes" else 0
         return Work(segments=job.request.segments, keyframes=keyframes)
     graph = graph_for(job.request, plan, state or job.state())
     missing = set()
@@ -119,7 +125,7 @@ def run_job(
 ) -> tuple[ShotPlan, Outcome]:
     """Plan (or reuse the plan), then run every step, or only what the steps in `until` need. The outcome
     holds every record and the first failure."""
-    fix_prices(job)
+    fix_run_inputs(job)
     plan = plan_job(job, get_planner(job.request.planner, job.settings))
     graph = graph_for(job.request, plan, job.state())
     with ThreadRunner(lambda step, inputs: run_step(job, step, inputs, providers), threads) as runner:

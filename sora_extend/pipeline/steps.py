@@ -6,6 +6,7 @@ records it consumes by id; a step may start once all of them are done.
 
     chain:      segment-01 -> handoff-01 -> segment-02 -> handoff-02 -> segment-03 -> merge
     keyframes:  keyframe-00 -> keyframe-01..N (edits of 00, at once) -> segment-01..N (at once) -> merge
+    extend:     segment-01 -> segment-02 (continues 01) -> segment-03 (continues 02) -> merge
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sora_extend.pipeline.records import ImageRecord
 from sora_extend.plan import Shot, ShotPlan, Still
 from sora_extend.request import Continuity
 
@@ -47,6 +49,7 @@ class KeyframeStep(_Step):
     take: int = 1
     still: Still
     base: str | None = Field(None, description="The keyframe step this still is an edit of.")
+    references: tuple[ImageRecord, ...] = Field((), description="The subject's reference images, sent along.")
 
     @property
     def id(self) -> str:
@@ -67,6 +70,8 @@ class SegmentStep(_Step):
     shot: Shot
     first: str | None = Field(None, description="The step whose image the clip starts on (hand-off or keyframe).")
     last: str | None = Field(None, description="The keyframe step whose image the clip ends on.")
+    source: str | None = Field(None, description="extend: the segment step whose clip this one continues.")
+    references: tuple[ImageRecord, ...] = Field((), description="Reference-to-video: the subject's images.")
 
     @property
     def id(self) -> str:
@@ -74,7 +79,7 @@ class SegmentStep(_Step):
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return tuple(step for step in (self.first, self.last) if step)
+        return tuple(step for step in (self.first, self.last, self.source) if step)
 
     @property
     def paid(self) -> bool:
@@ -176,23 +181,31 @@ def build_graph(
     takes: dict[int, int] | None = None,
     keyframe_takes: dict[int, int] | None = None,
     colour_anchor: bool = True,
+    references: tuple[ImageRecord, ...] = (),
+    reference_to_video: bool = False,
 ) -> RunGraph:
-    """The run for a plan in the given continuation mode. `takes` are the re-render takes per segment."""
+    """The run for a plan in the given continuation mode. `takes` are the re-render takes per segment;
+    `references` go to every keyframe (keyframes) or, when the model has `reference_to_video`, to the
+    shots that start from nothing (segment 1 and every cut)."""
     takes = takes or {}
     if continuity == "keyframes":
-        return _keyframes(plan, takes, keyframe_takes or {})
+        return _keyframes(plan, takes, keyframe_takes or {}, references)
+    opening = references if reference_to_video else ()
     if continuity == "chain":
-        return _chain(plan, takes, colour_anchor)
-    raise ValueError(f"continuity {continuity!r} has no run strategy")
+        return _chain(plan, takes, colour_anchor, opening)
+    return _extend(plan, takes, opening)
 
 
-def _chain(plan: ShotPlan, takes: dict[int, int], colour_anchor: bool) -> RunGraph:
+def _chain(plan: ShotPlan, takes: dict[int, int], colour_anchor: bool, opening: tuple[ImageRecord, ...]) -> RunGraph:
     steps: list[WorkStep] = []
     joins: list[str] = []
     last = len(plan.shots)
     for shot in plan.shots:
         first = handoff_id(shot.index - 1) if shot.continues_previous else None
-        steps.append(SegmentStep(index=shot.index, take=takes.get(shot.index, 1), shot=shot, first=first))
+        refs = opening if first is None else ()
+        steps.append(
+            SegmentStep(index=shot.index, take=takes.get(shot.index, 1), shot=shot, first=first, references=refs)
+        )
         if shot.index > 1:
             joins.append(first or "")
         if shot.index < last:
@@ -203,13 +216,29 @@ def _chain(plan: ShotPlan, takes: dict[int, int], colour_anchor: bool) -> RunGra
     return RunGraph(continuity="chain", steps=tuple(steps))
 
 
-def _keyframes(plan: ShotPlan, takes: dict[int, int], keyframe_takes: dict[int, int]) -> RunGraph:
+def _extend(plan: ShotPlan, takes: dict[int, int], opening: tuple[ImageRecord, ...]) -> RunGraph:
+    steps: list[WorkStep] = []
+    for shot in plan.shots:
+        source = segment_id(shot.index - 1) if shot.continues_previous else None
+        refs = opening if source is None else ()
+        steps.append(
+            SegmentStep(index=shot.index, take=takes.get(shot.index, 1), shot=shot, source=source, references=refs)
+        )
+    # The model continues its own video: no still is shared at a join, nothing shows twice.
+    steps.append(_merge(plan, ["" for _ in plan.shots[1:]]))
+    return RunGraph(continuity="extend", steps=tuple(steps))
+
+
+def _keyframes(
+    plan: ShotPlan, takes: dict[int, int], keyframe_takes: dict[int, int], references: tuple[ImageRecord, ...]
+) -> RunGraph:
     if len(plan.stills) != len(plan.shots) + 1:
         raise ValueError(f"keyframes mode needs {len(plan.shots) + 1} stills, the plan has {len(plan.stills)}")
     steps: list[WorkStep] = []
     for still in plan.stills:
         base = keyframe_id(still.edit_of) if still.edit_of is not None else None
-        steps.append(KeyframeStep(index=still.index, take=keyframe_takes.get(still.index, 1), still=still, base=base))
+        take = keyframe_takes.get(still.index, 1)
+        steps.append(KeyframeStep(index=still.index, take=take, still=still, base=base, references=references))
     joins: list[str] = []
     for shot in plan.shots:
         # A cut is a new shot: the clip before it ends freely, the one after starts on the boundary still.

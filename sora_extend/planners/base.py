@@ -25,6 +25,10 @@ _BETWEEN = {
     "en": "Start exactly on the given first frame and end exactly on the given last frame; keep the same "
     "characters, wardrobe, framing and light.",
 }
+_EXTEND = {
+    "ko": "앞 장면의 영상을 그대로 이어서 계속한다. 같은 인물, 의상, 구도, 조명, 소리를 유지한다.",
+    "en": "Continue the previous shot's video directly; keep the same characters, wardrobe, framing, light and sound.",
+}
 _SHOT = {"ko": "장면 {index}/{total}", "en": "Shot {index}/{total}"}
 _STILL = {"ko": "키프레임 {index}/{total}", "en": "Keyframe {index}/{total}"}
 _OPENING = {"ko": "첫 장면의 시작: {action}", "en": "The opening frame of shot 1: {action}"}
@@ -67,7 +71,9 @@ def compose_prompt(
     if continuity == "keyframes":
         parts.append(_BETWEEN[lang])
     elif index > 1:
-        parts.append(_CUT[lang] if transition_in == "cut" else _CONTINUE[lang])
+        parts.append(
+            _CUT[lang] if transition_in == "cut" else _CONTINUE[lang] if continuity == "chain" else _EXTEND[lang]
+        )
     return " ".join(parts)
 
 
@@ -109,19 +115,19 @@ def assemble_plan(
             camera=beat.camera,
             transition_in=transition,
             language=language,
-            continuity=request.continuity,
+            continuity=request.mode,
         )
         shots.append(
             Shot(
                 index=index,
                 action=beat.action,
                 camera=beat.camera,
-                seconds=request.seconds or 0,
+                seconds=request.segment_seconds(index),
                 transition_in=transition,
                 prompt=prompt,
             )
         )
-    stills = plan_stills(bible, beats, language) if request.continuity == "keyframes" else []
+    stills = plan_stills(bible, beats, language) if request.mode == "keyframes" else []
     return ShotPlan(title=title, language=language, planner=planner, bible=bible, shots=shots, stills=stills)
 
 

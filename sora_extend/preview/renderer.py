@@ -9,6 +9,8 @@ frame (so captions never burn into the next hand-off frame), and an audio bed pl
 
 Given a last frame too (keyframes mode), the clip is an animatic between the two stills: the first
 pushes in while the last pulls back into place and fades over it, so the clip ends exactly on it.
+A continuation (extend mode) starts from the clip's last frame but does not show it again: only the
+new footage after it, as a model's extension does.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class PreviewSpec(BaseModel):
     seed: int = Field(0, ge=0)
     story_seed: int = Field(0, ge=0)
     audio: bool = True
+    continuation: bool = Field(False, description="Leave out the first frame: the clip continues another one.")
 
 
 def _camera(base: np.ndarray, t: float, direction: float) -> np.ndarray:
@@ -90,6 +93,7 @@ def render_preview(
     band_mask = mask[top:bottom, :, None]
 
     frame_count = max(1, round(spec.seconds * spec.fps)) + (0 if first_frame is None else 1)
+    skip = 1 if spec.continuation and first_frame is not None else 0  # the continued clip already shows it
     sound = (
         audio_bed(frame_count / spec.fps, AUDIO_RATE, story_seed=spec.story_seed, shot_seed=spec.seed)
         if spec.audio
@@ -97,7 +101,7 @@ def render_preview(
     )
     out = Path(out)
     with Mp4Writer(out, width=width, height=height, fps=spec.fps, audio=spec.audio) as writer:
-        for index in range(frame_count):
+        for index in range(skip, frame_count):
             if sound is not None:  # fed frame by frame so the file's audio and video interleave
                 writer.write_audio(sound[:, index * AUDIO_RATE // spec.fps : (index + 1) * AUDIO_RATE // spec.fps])
             if index == 0:

@@ -1,5 +1,6 @@
 """A deterministic opening image for text-to-video preview shots: sky, horizon, hills and texture,
-so camera motion, blur and colour drift are all visible in the result."""
+so camera motion, blur and colour drift are all visible in the result; and the subject's reference
+image drawn into it, as a reference-to-video model puts the subject into the shot."""
 
 from __future__ import annotations
 
@@ -28,3 +29,17 @@ def opening_frame(width: int, height: int, seed: int) -> np.ndarray:
     texture = rng.normal(0.0, 4.0, (height // 4 + 1, width // 4 + 1, 1)).astype(np.float32)
     image += cv2.resize(texture, (width, height), interpolation=cv2.INTER_CUBIC)[..., None]
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def with_reference(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The frame with the reference image inset at the lower right (a quarter of the width, framed)."""
+    height, width = frame.shape[:2]
+    scale = min(width / 4 / reference.shape[1], height / 2 / reference.shape[0])  # keeps its proportions
+    inset_w, inset_h = max(8, round(reference.shape[1] * scale)), max(8, round(reference.shape[0] * scale))
+    thumb = cv2.resize(reference, (inset_w, inset_h), interpolation=cv2.INTER_AREA)
+    out = frame.copy()
+    margin = max(2, width // 64)
+    top, left = height - inset_h - margin, width - inset_w - margin
+    cv2.rectangle(out, (left - 2, top - 2), (left + inset_w + 1, top + inset_h + 1), (240, 240, 240), -1)
+    out[top : top + inset_h, left : left + inset_w] = thumb
+    return out

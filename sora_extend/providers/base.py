@@ -22,7 +22,15 @@ from sora_extend.ledger import utcnow
 from sora_extend.settings import Settings
 
 StateCallback = Callable[[str, str], None]  # (state, detail), called on every state *change*
-Mode = Literal["text_to_video", "image_to_video", "first_last_frame", "extend", "text_to_image", "image_edit"]
+Mode = Literal[
+    "text_to_video",
+    "image_to_video",
+    "first_last_frame",
+    "reference_to_video",
+    "extend",
+    "text_to_image",
+    "image_edit",
+]
 
 
 class GenerationRequest(BaseModel):
@@ -47,20 +55,29 @@ class GenerationRequest(BaseModel):
     story_seed: int = 0
     first_frame_png: bytes | None = Field(None, repr=False, description="The image the clip starts on, exact size.")
     last_frame_png: bytes | None = Field(None, repr=False, description="The image the clip ends on, exact size.")
-    images: tuple[bytes, ...] = Field((), repr=False, description="Image edits: the images to edit / keep.")
+    images: tuple[bytes, ...] = Field((), repr=False, description="Image edits: the image(s) to edit.")
+    references: tuple[bytes, ...] = Field((), repr=False, description="The subject's reference images.")
+    source_video: Path | None = Field(None, description="Extension: the clip to continue (a local file).")
+    source_seconds: float = Field(0.0, description="Extension: how long the clip sent is.")
     extend_request_id: str | None = Field(
-        None, description="For native extension: the provider's id of the clip to continue."
+        None, description="Extension: the provider's id of the clip to continue (providers that extend by id)."
     )
+
+    @property
+    def step_id(self) -> str:
+        return f"{'keyframe' if self.output == 'image' else 'segment'}-{self.index:02d}"
 
     @property
     def mode(self) -> Mode:
         if self.output == "image":
-            return "image_edit" if self.images else "text_to_image"
-        if self.extend_request_id:
+            return "image_edit" if self.images or self.references else "text_to_image"
+        if self.source_video is not None or self.extend_request_id:
             return "extend"
         if self.last_frame_png is not None:
             return "first_last_frame"
-        return "image_to_video" if self.first_frame_png is not None else "text_to_video"
+        if self.first_frame_png is not None:
+            return "image_to_video"
+        return "reference_to_video" if self.references else "text_to_video"
 
 
 class Submission(BaseModel):
@@ -99,6 +116,11 @@ class Provider(ABC):
     @abstractmethod
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
         """Write the result to `dest`. Raise ResultExpiredError if the result URL is gone."""
+
+    def extension_head_seconds(self, request: GenerationRequest) -> float:
+        """How much of an extension's answer is the clip it continued (when the model sends back the
+        whole extended video): by default, what was sent."""
+        return request.source_seconds
 
     def find_submission(self, request: GenerationRequest, since: datetime) -> Submission | None:
         """The provider's record of a submission of this request sent since `since` whose answer was lost

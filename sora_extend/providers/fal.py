@@ -29,6 +29,7 @@ from sora_extend.errors import (
     TransientProviderError,
 )
 from sora_extend.ledger import utcnow
+from sora_extend.media.images import image_type
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.providers.fal_platform import requests_since, same_input
 from sora_extend.providers.http import stream_to_file
@@ -122,23 +123,31 @@ class FalProvider(Provider):
         """The model's own fields for a generic request; refuses values the model does not allow."""
         if isinstance(self.spec, ImageModelSpec):
             return self._image_arguments(self.spec, request)
-        spec = self.spec
-        if request.seconds not in spec.duration.values:
-            raise InputError("seconds", f"{request.seconds} is not allowed for {spec.id}", spec.duration.values)
+        spec, mode = self.spec, request.mode
         if request.aspect not in spec.aspects:
             raise InputError("aspect", f"{request.aspect} is not allowed for {spec.id}", spec.aspects)
         if request.resolution not in spec.resolutions:
             raise InputError("resolution", f"{request.resolution} is not allowed for {spec.id}", spec.resolutions)
+        duration = spec.extend.duration if mode == "extend" and spec.extend else spec.duration
+        if request.seconds not in duration.values:
+            raise InputError("seconds", f"{request.seconds} is not allowed for {spec.id} ({mode})", duration.values)
         arguments: dict[str, Any] = {**spec.defaults, "prompt": request.prompt}
-        arguments[spec.duration.field] = spec.duration.to_wire(request.seconds)
-        if spec.aspect_field and (request.mode == "text_to_video" or spec.aspect_on_image_to_video):
+        if spec.sends(mode, "duration"):
+            arguments[duration.field] = duration.to_wire(request.seconds)
+        if spec.aspect_field and spec.sends(mode, "aspect"):
             arguments[spec.aspect_field] = request.aspect
-        if spec.resolution_field:
+        if spec.resolution_field and spec.sends(mode, "resolution"):
             arguments[spec.resolution_field] = spec.resolutions[request.resolution]
-        if spec.audio_field:
+        if spec.audio_field and spec.sends(mode, "audio"):
             arguments[spec.audio_field] = request.audio
-        if spec.seed_field and request.seed is not None:
+        if spec.seed_field and request.seed is not None and spec.sends(mode, "seed"):
             arguments[spec.seed_field] = request.seed
+        if mode == "extend":
+            assert spec.extend is not None and spec.extend.video_field and request.source_video is not None
+            arguments[spec.extend.video_field] = self._video_reference(request.source_video)
+        if mode == "reference_to_video":
+            assert spec.reference is not None
+            arguments[spec.reference.images_field] = [self._image_reference(image) for image in request.references]
         if request.first_frame_png is not None:
             start_field = spec.first_frame_field if spec.endpoints.first_last_frame and request.last_frame_png else None
             start_field = start_field or spec.image_field
@@ -163,22 +172,32 @@ class FalProvider(Provider):
             arguments[spec.seed_field] = request.seed
         if spec.format_field:
             arguments[spec.format_field] = spec.output_format
-        if request.images:
-            if not spec.images_field or len(request.images) > spec.max_images:
+        inputs = (*request.images, *request.references)
+        if inputs:
+            if not spec.images_field or len(inputs) > spec.max_images:
                 raise InputError("keyframe_model", f"{spec.id} takes at most {spec.max_images} input image(s)")
-            arguments[spec.images_field] = [self._image_reference(image) for image in request.images]
+            arguments[spec.images_field] = [self._image_reference(image) for image in inputs]
         return arguments
 
-    def _image_reference(self, png: bytes) -> str:
-        if self.spec.image_transport == "data_uri" and len(png) <= DATA_URI_LIMIT:
-            return fal_client.encode(png, "image/png")
+    def _image_reference(self, image: bytes) -> str:
+        kind = image_type(image)
+        if self.spec.image_transport == "data_uri" and len(image) <= DATA_URI_LIMIT:
+            return fal_client.encode(image, kind)
+        return self._upload(image, kind)
+
+    def _video_reference(self, clip: Path) -> str:
+        return self._upload(clip.read_bytes(), "video/mp4")
+
+    def _upload(self, data: bytes, content_type: str) -> str:
+        """A file on fal's CDN (videos to extend, and images where a model wants URLs)."""
+        name = "clip.mp4" if content_type == "video/mp4" else "image." + content_type.rsplit("/", 1)[-1]
         try:
-            return str(self.client.upload(png, "image/png", file_name="image.png"))
+            return str(self.client.upload(data, content_type, file_name=name))
         except fal_client.FalClientHTTPError as exc:
             raise classify(exc.response, model=self.spec.id) from None
         except httpx.HTTPError as exc:
             raise TransientProviderError(
-                f"uploading an input image failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
+                f"uploading an input file failed: {type(exc).__name__}", provider=self.name, model=self.spec.id
             ) from None
 
     # ------------------------------------------------------------------ queue protocol

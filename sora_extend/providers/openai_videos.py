@@ -28,7 +28,6 @@ from sora_extend.errors import (
     TerminalProviderError,
     TransientProviderError,
 )
-from sora_extend.media.trim import drop_head
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.settings import Settings
 
@@ -95,10 +94,9 @@ class OpenAIVideosProvider(Provider):
         client = self.client.with_options(max_retries=0)
         seconds = str(request.seconds)
         if request.extend_request_id:
-            if self.spec.extend_seconds and request.seconds not in self.spec.extend_seconds:
-                raise InputError(
-                    "seconds", f"{request.seconds} is not allowed for an extension", self.spec.extend_seconds
-                )
+            allowed = self.spec.extend.duration.values if self.spec.extend else ()
+            if request.seconds not in allowed:
+                raise InputError("seconds", f"{request.seconds} is not allowed for an extension", allowed)
             body = {"prompt": request.prompt, "seconds": seconds, "video": {"id": request.extend_request_id}}
             # The SDK's videos.extend() insists on a file; the id form goes through the raw client.
             return client.post("/videos/extensions", body=body, cast_to=openai.types.Video)
@@ -185,14 +183,11 @@ class OpenAIVideosProvider(Provider):
         except openai.OpenAIError as exc:
             raw.unlink(missing_ok=True)
             raise MediaError(f"the video download failed: {type(exc).__name__}") from exc
-        if request.extend_request_id:
-            # An extension comes back stitched (source + new part); keep only the new part.
-            drop_head(raw, dest, start=self._source_seconds(request))
-            raw.unlink(missing_ok=True)
-        else:
-            raw.replace(dest)
+        raw.replace(dest)
 
-    def _source_seconds(self, request: GenerationRequest) -> float:
+    def extension_head_seconds(self, request: GenerationRequest) -> float:
+        """The gateway extends the video it holds under the source id (every part so far, stitched), so
+        that video's length is what precedes the new part."""
         try:
             with sora_deprecation_silenced():
                 source = self.client.videos.retrieve(str(request.extend_request_id))

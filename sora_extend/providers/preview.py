@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sora_extend.media.frames import last_frame
 from sora_extend.media.images import decode_png, encode_png
 from sora_extend.preview import PreviewSpec, render_preview
+from sora_extend.preview.scene import opening_frame, with_reference
 from sora_extend.preview.still import render_still
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 
@@ -20,6 +22,7 @@ def preview_spec(request: GenerationRequest) -> PreviewSpec:
         seed=request.seed or 0,
         story_seed=request.story_seed,
         audio=request.audio,
+        continuation=request.mode == "extend",
     )
 
 
@@ -43,10 +46,18 @@ class PreviewProvider(Provider):
 
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        reference = decode_png(request.references[0]) if request.references else None
         if request.output == "image":
             base = decode_png(request.images[0]) if request.images else None
-            dest.write_bytes(encode_png(render_still(request.width, request.height, request.seed or 0, base)))
+            still = render_still(request.width, request.height, request.seed or 0, base)
+            if base is None and reference is not None:  # the opening still shows the subject
+                still = with_reference(still, reference)
+            dest.write_bytes(encode_png(still))
             return
         first = decode_png(request.first_frame_png) if request.first_frame_png else None
+        if request.source_video is not None:
+            first = last_frame(request.source_video)
+        elif first is None and reference is not None:
+            first = with_reference(opening_frame(request.width, request.height, request.seed or 0), reference)
         last = decode_png(request.last_frame_png) if request.last_frame_png else None
         render_preview(preview_spec(request), first, dest, last)

@@ -344,6 +344,7 @@ class ClipJob:
     seed: int = 0
     audio: bool = True
     first_frame: np.ndarray | None = field(default=None, compare=False)
+    continuation: bool = False  # the clip continues another: its first frame (the other's last) is not shown
 
 
 def render_clip(job: ClipJob, out: Path, last_frame: np.ndarray | None = None) -> Path:
@@ -355,6 +356,7 @@ def render_clip(job: ClipJob, out: Path, last_frame: np.ndarray | None = None) -
         fps=job.fps,
         seed=job.seed,
         audio=job.audio,
+        continuation=job.continuation,
     )
     return render_preview(spec, job.first_frame, out, last_frame)
 

@@ -85,9 +85,10 @@ def render_plan(plan: _RenderPlan, out: Path) -> Path:
     assert plan.clip is not None
     if plan.source_video is None:
         return render_clip(plan.clip, out, plan.last_frame)
+    # An extension answers with the whole extended video: the clip sent, then the new part after it.
     part = out.with_name(out.stem + "-part.mp4")
     render_clip(plan.clip, part, plan.last_frame)
-    merge_videos([plan.source_video, part], out, [JoinPlan(dedupe_first_frame=True)])
+    merge_videos([plan.source_video, part], out, [JoinPlan(transition="cut")])
     return out
 
 
@@ -194,6 +195,7 @@ class FalEmulator(EmulatorBase):
         progress_by_endpoint: dict[str, float] | None = None,
         render_pool: Executor | None = None,
         reject_invalid_at: Literal["submit", "result"] = "submit",
+        refused_words: tuple[str, ...] = (),
     ) -> None:
         self.key = key
         self.queue_seconds = queue_seconds
@@ -204,6 +206,8 @@ class FalEmulator(EmulatorBase):
         self.render_pool = render_pool
         self.prices: dict[str, tuple[float, str]] = {}  # endpoint -> (unit price, unit) for the Platform API
         self.reject_invalid_at = reject_invalid_at
+        # A moderation filter: a prompt with any of these words is accepted, then always ends failed.
+        self.refused_words = refused_words
         self.schemas = schemas or FalSchemas.load()
         self._faults = FaultBook(ROUTE_FAULTS)
         self._lock = threading.Lock()
@@ -229,6 +233,11 @@ class FalEmulator(EmulatorBase):
     @staticmethod
     def _prompt_of(submission: Any) -> str:
         return str(submission.payload.get("prompt", ""))
+
+    def submissions_for(self, subject: str) -> list[FalSubmission]:
+        """The submissions of one job: its prompts open with the subject, then the story bible (" | ")."""
+        with self._lock:
+            return [s for s in self.submissions if str(s.payload.get("prompt", "")).startswith(f"{subject} |")]
 
     def progress_for(self, endpoint: str) -> float:
         matches = [prefix for prefix in self.progress_by_endpoint if endpoint.startswith(prefix)]
@@ -348,6 +357,8 @@ class FalEmulator(EmulatorBase):
             plan, seed = None, 0
             failure = _Failure(422, {"detail": exc.details}, exc.details[0]["msg"], "validation_error")
         generation = self._faults.take("generation")
+        if generation is None and any(word in str(payload.get("prompt", "")) for word in self.refused_words):
+            generation = Fault.failed(422, "content_policy_violation", "The prompt was flagged by the content checker.")
         if generation is not None:
             failure = _failure_from(generation)
         stuck = fault.seconds if fault is not None and fault.kind == "stuck" else 0.0
@@ -420,8 +431,10 @@ class FalEmulator(EmulatorBase):
         if reading.makes_images:
             return self._still_plan(reading, payload), reading.seed
         first = self._image(payload, reading.start_field) if reading.start_field else None
+        for value in payload.get("image_urls") or []:  # reference-to-video: the subject's images must decode
+            self._image_value(value, "image_urls")
         last = self._image(payload, reading.end_field) if reading.end_field else None
-        source = self._source_video(payload) if reading.source_field else None
+        source = self._source_video(payload, schema) if reading.source_field else None
         if source is not None:
             info = probe(source)
             assert info.video is not None  # _source_video checked it
@@ -429,8 +442,18 @@ class FalEmulator(EmulatorBase):
             first = last_frame(source)
         else:
             width, height = frame_size(reading, None if first is None else first.shape)
-            fps = int(payload.get("fps", 24))
-        clip = ClipJob(str(payload["prompt"]), reading.seconds, width, height, fps, reading.seed, reading.audio, first)
+            fps = reading.fps
+        clip = ClipJob(
+            str(payload.get("prompt", "")),
+            reading.seconds,
+            width,
+            height,
+            fps,
+            reading.seed,
+            reading.audio,
+            first,
+            continuation=source is not None,
+        )
         return _RenderPlan(clip=clip, source_video=source, last_frame=last), reading.seed
 
     def _still_plan(self, reading: Reading, payload: dict[str, Any]) -> _RenderPlan:
@@ -448,15 +471,21 @@ class FalEmulator(EmulatorBase):
         except ValueError:
             raise _Invalid.field(name, "the file is not a decodable image") from None
 
-    def _source_video(self, payload: dict[str, Any]) -> Path:
+    def _source_video(self, payload: dict[str, Any], schema: EndpointSchema) -> Path:
         data = self._media(payload, "video_url")
         path = self._dir / f"source-{uuid.uuid4().hex}.mp4"
         path.write_bytes(data)
         try:
-            if probe(path).video is None:
+            info = probe(path)
+            if info.video is None:
                 raise ValueError("no video stream")
         except Exception as exc:
             raise _Invalid.field("video_url", f"the file is not a readable video: {exc}") from None
+        limit = (schema.extension or {}).get("max_input_seconds")
+        if limit is not None and info.duration > limit + 0.05:
+            raise _Invalid.field(
+                "video_url", f"input videos up to {limit} seconds in length (got {info.duration:.2f} s)"
+            )
         return path
 
     def _media(self, payload: dict[str, Any], name: str) -> bytes:

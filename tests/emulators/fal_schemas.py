@@ -59,6 +59,7 @@ class EndpointSchema:
     input: dict[str, Any]
     output: dict[str, Any]
     notes: str = ""
+    extension: dict[str, Any] | None = None  # extend endpoints: what comes back, longest input (with sources)
 
     @property
     def makes_images(self) -> bool:
@@ -106,7 +107,11 @@ class FalSchemas:
         found = []
         for path in sorted(folder.glob("*.json")):
             data = json.loads(path.read_text("utf-8"))
-            found.append(EndpointSchema(data["endpoint_id"], data["input"], data["output"], data.get("notes", "")))
+            found.append(
+                EndpointSchema(
+                    data["endpoint_id"], data["input"], data["output"], data.get("notes", ""), data.get("extension")
+                )
+            )
         return cls([*found, *extra])
 
     def __contains__(self, endpoint: str) -> bool:
@@ -130,7 +135,9 @@ def narrowed(schema: EndpointSchema, endpoint: str, **enums: list[Any]) -> Endpo
         data["properties"][name]["default"] = values[0]
         data["properties"][name].pop("minimum", None)
         data["properties"][name].pop("maximum", None)
-    return EndpointSchema(endpoint, data, schema.output, f"test model narrowed from {schema.endpoint}")
+    return EndpointSchema(
+        endpoint, data, schema.output, f"test model narrowed from {schema.endpoint}", schema.extension
+    )
 
 
 def seconds_of(value: Any) -> int:
@@ -147,6 +154,7 @@ class Reading:
 
     makes_images: bool
     seconds: int
+    fps: int
     resolution: str
     aspect: str | None  # None = from the start image (or 16:9)
     audio: bool
@@ -174,6 +182,7 @@ def read(schema: EndpointSchema, payload: dict[str, Any]) -> Reading:
     return Reading(
         makes_images=schema.makes_images,
         seconds=seconds_of(value("duration")) if "duration" in fields else 5,
+        fps=int(value("fps") or 24),
         resolution=str(resolution).lower(),
         aspect=None if aspect in (None, "auto") else str(aspect),
         audio=any(bool(value(name)) for name in AUDIO_FIELDS if name in fields),
@@ -199,15 +208,16 @@ def frame_size(reading: Reading, image_shape: tuple[int, ...] | None) -> tuple[i
 
 
 def with_test_model(published: FalSchemas | None = None) -> FalSchemas:
-    """fal's published schemas plus the test model (cheap and quick to render, with a real model's fields)."""
+    """fal's published schemas plus the test models, cheap and quick to render, with real models' fields:
+    tiny-fal is Wan 2.7 at 360p and 1-4 s; tiny-ltx is LTX-2.3 at 360p and 2 s, with LTX's extend endpoint."""
     published = published or FalSchemas.load()
+    wan, ltx = "fal-ai/wan/v2.7", "fal-ai/ltx-2.3"
     tiny = [
-        narrowed(
-            published[f"fal-ai/wan/v2.7/{mode}"],
-            f"fal-ai/tiny-video/{mode}",
-            duration=[1, 2, 3, 4],
-            resolution=["360p"],
-        )
+        narrowed(published[f"{wan}/{mode}"], f"fal-ai/tiny-video/{mode}", duration=[1, 2, 3, 4], resolution=["360p"])
         for mode in ("text-to-video", "image-to-video")
     ]
+    tiny.append(
+        narrowed(published[f"{ltx}/text-to-video"], "fal-ai/tiny-ltx/text-to-video", duration=[2], resolution=["360p"])
+    )
+    tiny.append(narrowed(published[f"{ltx}/extend-video"], "fal-ai/tiny-ltx/extend-video"))
     return FalSchemas([*published.by_endpoint.values(), *tiny])
