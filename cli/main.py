@@ -1,26 +1,61 @@
 """`sora-extend`: the command line.
 
 `run` and `purge` start Prefect flows (on Prefect's embedded local server when PREFECT_API_URL is
-unset); every other command works without Prefect and returns at once. Exit codes: 0 done,
-1 the run failed (everything finished so far stays in storage), 2 bad input (nothing was spent).
+unset); `serve` serves the job storage to browsers; every other command works without Prefect and returns
+at once. Whatever can be checked without a server (settings, keys, storage, paths, numbers) is checked
+before Prefect starts. Exit codes: 0 done, 1 the run failed (everything finished so far stays in storage),
+2 bad input (nothing was spent), each with one `error:` line per problem and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
 
 from cli.options import add_request_options, request_from
+from sora_extend import layout
 from sora_extend.errors import BudgetExceededError, InputError, MediaError
-from sora_extend.request import explain
+from sora_extend.request import ExtendRequest, allowed_values, explain, normalise_storage_url
+from sora_extend.settings import API_KEYS, MAX_RETENTION_DAYS, Settings, get_settings, missing_keys
+from sora_extend.storage.store import JobStore, check_storage, open_filesystem
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_SIDE = 8192  # pixels: --size beyond this is a typo, not a video
+MAX_GUARD = 240  # frames: ten seconds at 24 fps
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error form: one `error:` line, exit 2 (not a usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _number(kind: Callable[[str], float], low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number of `kind` within [low, high] ((low, high] with low_open)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {'whole ' if kind is int else ''}number") from None
+        inside = (value > low if low_open else value >= low) and value <= high
+        if not math.isfinite(value) or not inside:
+            span = f"more than {low:g} and at most {high:g}" if low_open else f"{low:g}-{high:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range (allowed: {span})")
+        return value
+
+    return parse
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -28,7 +63,28 @@ def _size(text: str) -> tuple[int, int]:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"'{text}' is out of range (allowed: 1-{MAX_SIDE} pixels a side)")
     return width, height
+
+
+def _output_file(text: str) -> Path:
+    """A file the command may write: not a folder, in a folder that exists (or can be made) and is writable."""
+    target = Path(text).expanduser()
+    if not text.strip() or target.is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' is a folder, not a file path such as ./video.mp4")
+    existing = target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"'{text}' cannot be written: {existing} is not a writable folder")
+    return target
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
 
 
 def _fail(lines: Sequence[str], code: int = EXIT_BAD_INPUT) -> int:
@@ -37,28 +93,99 @@ def _fail(lines: Sequence[str], code: int = EXIT_BAD_INPUT) -> int:
     return code
 
 
+def _env_name(field: str) -> str:
+    """The environment variable that sets a setting."""
+    info = Settings.model_fields.get(field.split(".")[0])
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"SORA_EXTEND_{field.split('.')[0].upper()}"
+
+
 def _prefect_environment() -> None:
-    """Before Prefect is imported: no telemetry, and time for a first start of the embedded server (its
+    """Before Prefect is imported: no telemetry (server or client: the client's first-use notice would also
+    land in the middle of the progress view), and time for a first start of the embedded server (its
     database migrations took over Prefect's default 20 s on a 2-core machine)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def _check_prefect_server() -> str | None:
+    """PREFECT_API_URL, once it answers; None when unset (the embedded server is started instead)."""
+    url = os.environ.get("PREFECT_API_URL", "").strip()
+    if not url:
+        return None
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise InputError(
+            "PREFECT_API_URL",
+            f"{url} does not answer ({type(exc).__name__}: {exc})",
+            "a running Prefect server's API such as http://127.0.0.1:4200/api (`make ui`), or unset for the "
+            "embedded server",
+        ) from None
+    return url
+
+
+def _check_keys(request: ExtendRequest, settings: Settings, api_url: str | None) -> None:
+    """Every API key the request needs, before Prefect starts: from the environment, or (with a Prefect
+    server) from its Secret blocks."""
+    missing = missing_keys(request, settings)
+    if not missing:
+        return
+    if api_url is not None:
+        _prefect_environment()
+        from tasks.secrets import settings_with_keys
+
+        settings_with_keys(request, settings)  # asks the server's Secret blocks; MissingKeyError names the key
+        return
+    name, needed_for = missing[0]
+    env_var, block = API_KEYS[name]
+    raise InputError(
+        env_var,
+        f"{needed_for} needs an API key and none was found. Export {env_var}=... (or set PREFECT_API_URL to a "
+        f"Prefect server that holds it in a Secret block named '{block}')",
+    )
+
+
+def _storage_of(request_storage: str | None, settings: Settings) -> str:
+    """The storage URL a command uses, checked (protocol, bucket, reachable, writable) before anything starts."""
+    url = request_storage or settings.storage
+    if settings.aws_credentials_block:  # the S3 keys are in a Prefect Secret block: reachability is the flow's
+        return normalise_storage_url(url)
+    return check_storage(url, settings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     request = request_from(args)
+    settings = get_settings()
     from sora_extend.pipeline.budget import check_estimate
+    from sora_extend.pipeline.references import checked_references
 
     check_estimate(request)  # before Prefect starts: a refusal costs nothing and returns at once
+    storage = _storage_of(request.storage, settings)
+    checked_references(request, settings)  # readable images of a kind and size the model takes
+    _check_keys(request, settings, _check_prefect_server())
     _prefect_environment()
+    from cli.progress import progress_view
     from flows.extend import extend_video
+    from tasks.secrets import storage_settings
 
-    state = extend_video(request=request, return_state=True)
+    with progress_view(request, verbose=args.verbose):
+        state = extend_video(request=request, return_state=True)
+    store = JobStore(storage, request.job_id(), storage_settings(settings))
+    review = _review_line(store)
     if not state.is_completed():
         try:
             state.result()
         except (InputError, BudgetExceededError) as exc:
             return _fail(explain(exc))
         except Exception as exc:
+            if review:
+                print(review)
             return _fail(
                 [
                     f"the run failed: {exc}",
@@ -68,18 +195,38 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         return _fail([f"the run ended {state.type.value.lower()}"], EXIT_FAILED)
     result = state.result()
-    print(f"video: {result.duration:.2f} s, {result.segments} segments, ${result.cost_usd:.2f}, {result.merge}")
+    print(
+        f"done: {result.duration:.2f} s, {result.segments} segments, {result.merge}, total cost ${result.cost_usd:.2f}"
+    )
+    link = store.link(layout.FINAL, settings.link_ttl_s)  # fresh: a presigned link starts its lifetime now
+    if link != store.path(layout.FINAL):  # a link to a server: say where the file is too
+        print(f"video file: {result.video_url}")
+    if review:
+        print(review)
     print(f"manifest: {result.manifest_url}")
     if args.out:
-        _copy_out(result.video_url, Path(args.out))
-        print(f"copied to: {Path(args.out).resolve()}")
-    print(result.link)
+        _copy_out(result.video_url, args.out)
+        print(f"copied to: {args.out.resolve()}")
+    print(link)
     return EXIT_OK
 
 
-def _copy_out(url: str, target: Path) -> None:
-    from sora_extend.storage.store import open_filesystem
+def _review_line(store: JobStore) -> str:
+    """Where the job's review page opens, or how to make it open."""
+    from sora_extend.pipeline.review_page import review_link
 
+    if not store.exists(layout.REVIEW_PAGE):
+        return ""
+    link = review_link(store)
+    if link:
+        return f"review: {link}"
+    return (
+        f"review: run `sora-extend serve --storage {store.storage_url}` and set SORA_EXTEND_PUBLIC_URL to its "
+        f"address to open {store.job_id}/{layout.REVIEW_PAGE}"
+    )
+
+
+def _copy_out(url: str, target: Path) -> None:
     fs, path = open_filesystem(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     fs.get_file(path, str(target))
@@ -104,7 +251,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from sora_extend.pipeline.budget import check_estimate, estimate
     from sora_extend.pricing import price_book_for
-    from sora_extend.settings import get_settings
 
     request = request_from(args)
     prices = price_book_for(request, get_settings())  # fal's live prices when FAL_KEY is set
@@ -188,23 +334,48 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    storage = _storage_of(args.storage, get_settings())
+    _check_prefect_server()
     _prefect_environment()
     from flows.purge import purge_outputs_flow
 
-    report = purge_outputs_flow(storage=args.storage, older_than_days=args.older_than_days, dry_run=args.dry_run)
+    report = purge_outputs_flow(storage=storage, older_than_days=args.older_than_days, dry_run=args.dry_run)
     for line in report.lines():
         print(line)
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    storage = _storage_of(args.storage, settings)
+    with socket.socket() as probe:  # a taken port or an unknown host is refused here, in one line
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise InputError("port", f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    from sora_extend.web.media_server import serve
+
+    host = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host  # all interfaces: name one
+    address = f"http://{host}:{args.port}"
+    if settings.public_url is None:
+        print(f"links in new runs point here once SORA_EXTEND_PUBLIC_URL={address} is set where they run")
+    serve(storage, args.host, args.port)
+    return EXIT_OK
+
+
 def _limit(text: str) -> tuple[str, int]:
     provider, _, number = text.partition("=")
-    if provider not in ("preview", "fal", "openai") or not number.isdigit():
-        raise argparse.ArgumentTypeError(f"'{text}' is not PROVIDER=N with PROVIDER one of preview, fal, openai")
+    if provider not in ("preview", "fal", "openai") or not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not PROVIDER=N with PROVIDER one of preview, fal, openai and N 1 or more"
+        )
     return provider, int(number)
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
+    _check_prefect_server()
+    _prefect_environment()
     from deployments.bootstrap import bootstrap
 
     for line in bootstrap(args.pool, dict(args.limit or []), args.secrets_from_env, args.results_block):
@@ -213,12 +384,15 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sora-extend", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="sora-extend", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="plan, render and merge a long video")
     add_request_options(run, run=True)
-    run.add_argument("--out", help="also copy the final video to this local file")
+    run.add_argument("--out", type=_output_file, help="also copy the final video to this local file")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="Prefect's full log lines instead of the compact progress view"
+    )
     run.set_defaults(handler=cmd_run)
 
     plan = commands.add_parser("plan", help="print the shot plan without rendering")
@@ -232,11 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     frame = commands.add_parser("frame", help="extract a video's hand-off frame as PNG")
     frame.add_argument("video")
-    frame.add_argument("-o", "--output", required=True)
+    frame.add_argument("-o", "--output", required=True, type=_output_file)
     frame.add_argument("--size", type=_size, help="WIDTHxHEIGHT to scale and centre-crop to")
     frame.add_argument(
         "--guard",
-        type=int,
+        type=_number(int, 0, MAX_GUARD),
         default=0,
         metavar="N",
         help="pick the sharpest non-black of the last N frames instead of the last",
@@ -245,9 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     merge = commands.add_parser("merge", help="join videos (stream copy when possible)")
     merge.add_argument("videos", nargs="+")
-    merge.add_argument("-o", "--output", required=True)
+    merge.add_argument("-o", "--output", required=True, type=_output_file)
     merge.add_argument("--transition", default="cut", choices=["continuous", "crossfade", "cut"])
-    merge.add_argument("--crossfade", type=float, default=0.5)
+    merge.add_argument(
+        "--crossfade",
+        type=_number(float, 0, 2.0, low_open=True),
+        default=0.5,
+        help=f"seconds (allowed: {allowed_values('crossfade_seconds')})",
+    )
     merge.add_argument(
         "--dedupe",
         action="store_true",
@@ -257,12 +436,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     purge = commands.add_parser("purge", help="delete finished job folders older than N days")
     purge.add_argument("--storage", help="storage URL (default: SORA_EXTEND_STORAGE)")
-    purge.add_argument("--older-than-days", type=float, help="default: SORA_EXTEND_RETENTION_DAYS (1)")
+    purge.add_argument(
+        "--older-than-days",
+        type=_number(float, 0, MAX_RETENTION_DAYS, low_open=True),
+        help="default: SORA_EXTEND_RETENTION_DAYS (1)",
+    )
     purge.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     purge.set_defaults(handler=cmd_purge)
 
-    boot = commands.add_parser("bootstrap", help="create the work pool, concurrency limits and blocks (idempotent)")
-    boot.add_argument("--pool", default="sora-extend")
+    boot = commands.add_parser(
+        "bootstrap", help="create the work pool, concurrency limits and blocks (idempotent)"
+    )
+    boot.add_argument("--pool", default="sora-extend", type=_name)
     boot.add_argument(
         "--limit",
         type=_limit,
@@ -282,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     boot.set_defaults(handler=cmd_bootstrap)
 
+    serve = commands.add_parser("serve", help="serve the job storage to browsers (videos, review pages), read-only")
+    serve.add_argument("--storage", help="storage URL (default: SORA_EXTEND_STORAGE)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    serve.add_argument("--port", type=_number(int, 1, 65535), default=8765)
+    serve.set_defaults(handler=cmd_serve)
+
     models = commands.add_parser("models", help="list providers and models with durations, sizes and prices")
     models.add_argument("--all", action="store_true", help="include retired models")
     models.add_argument("--json", action="store_true")
@@ -289,8 +482,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings_problems() -> list[str]:
+    """Every setting the environment (or .env) sets to something unusable, named by its variable."""
+    try:
+        get_settings()
+    except ValidationError as exc:
+        return explain(exc, Settings, _env_name)
+    return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problems = _settings_problems()
+    if problems:
+        return _fail(problems)
     try:
         return int(args.handler(args))
     except ValidationError as exc:

@@ -10,11 +10,8 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
+from sora_extend.commands import PER_RUN, REPEATED, flag
 from sora_extend.request import ExtendRequest
-
-# Shorter or established spellings; every other field is --field-name.
-FLAGS = {"budget_usd": "--budget"}
-RUN_ONLY = {"rerender", "rerender_keyframes"}
 
 
 def _plain(annotation: Any) -> Any:
@@ -33,9 +30,8 @@ def add_request_options(parser: argparse.ArgumentParser, *, run: bool = False) -
     """`prompt` as the positional argument, every other request field as an option (default: unset)."""
     parser.add_argument("prompt", help=_help(ExtendRequest.model_fields["prompt"]))
     for name, info in ExtendRequest.model_fields.items():
-        if name == "prompt" or (name in RUN_ONLY and not run):
+        if name == "prompt" or (name in PER_RUN and not run):
             continue
-        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
         kind = _plain(info.annotation)
         options: dict[str, Any] = {"dest": name, "default": None, "help": _help(info)}
         if kind is bool:
@@ -43,12 +39,13 @@ def add_request_options(parser: argparse.ArgumentParser, *, run: bool = False) -
         elif typing.get_origin(kind) is list:
             item = typing.get_args(kind)[0]
             item = typing.get_args(item)[0] if typing.get_origin(item) is typing.Annotated else item
-            options |= {"nargs": "+", "type": item if item in (int, float) else str}
+            options |= {"type": item if item in (int, float) else str}
+            options |= {"action": "append"} if name in REPEATED else {"nargs": "+"}
         elif typing.get_origin(kind) is typing.Literal:
             options["metavar"] = "{" + ",".join(str(value) for value in typing.get_args(kind)) + "}"
         elif kind in (int, float):
             options["type"] = kind
-        parser.add_argument(flag, **options)
+        parser.add_argument(flag(name), **options)
 
 
 def request_from(args: argparse.Namespace, **extra: Any) -> ExtendRequest:

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from sora_extend.request import ExtendRequest
+
+
+MAX_RETENTION_DAYS = 36500.0  # a hundred years: beyond that a cut-off date cannot be computed
 
 
 class Settings(BaseSettings):
@@ -63,6 +70,12 @@ class Settings(BaseSettings):
     )
     retries: int = Field(4, ge=0, description="Task retries for transient errors (rate limits, 5xx, timeouts).")
     retry_delay_s: float = Field(5.0, ge=0, description="First retry delay; doubles on each retry (with jitter).")
+    max_crash_restarts: int = Field(
+        2,
+        ge=0,
+        description="How many times a deployment run that crashed (its worker lost, its process killed) is resumed "
+        "automatically before it fails for a person to look at.",
+    )
     concurrency_limits: bool = Field(
         False,
         description="Hold a slot of the Prefect global concurrency limit 'sora-extend-<provider>' while a segment "
@@ -95,7 +108,15 @@ class Settings(BaseSettings):
         description="Where per-segment lock files live (lock_backend 'file').",
     )
     link_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="Lifetime of presigned links to final videos.")
-    retention_days: float = Field(1.0, gt=0, description="purge-outputs deletes finished jobs older than this.")
+    public_url: str | None = Field(
+        None,
+        description="Where `sora-extend serve` (or any server over the storage root) is reachable, e.g. "
+        "http://127.0.0.1:8765: the base of every link printed or put into artifacts (videos, review pages, "
+        "contact sheets). Empty = presigned URLs on S3, file paths locally.",
+    )
+    retention_days: float = Field(
+        1.0, gt=0, le=MAX_RETENTION_DAYS, description="purge-outputs deletes finished jobs older than this."
+    )
 
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2, moto...).")
     s3_region: str | None = Field(None, description="S3 region name.")
@@ -108,6 +129,40 @@ class Settings(BaseSettings):
     s3_key: SecretStr | None = Field(None, exclude=True, description="Set at run time from the block above only.")
     s3_secret: SecretStr | None = Field(None, exclude=True, description="Set at run time from the block above only.")
     s3_token: SecretStr | None = Field(None, exclude=True, description="Set at run time from the block above only.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+            raise ValueError(f"'{value}' is not an http(s) base URL such as http://127.0.0.1:8765")
+        return url.geturl().rstrip("/")
+
+
+# setting -> (environment variable, Prefect Secret block name) of every API key
+API_KEYS = {
+    "fal_key": ("FAL_KEY", "fal-key"),
+    "openai_api_key": ("OPENAI_API_KEY", "openai-api-key"),
+}
+
+
+def missing_keys(request: ExtendRequest, settings: Settings) -> list[tuple[str, str]]:
+    """(setting, what needs it) for every API key the request needs that `settings` lack, once each."""
+    needs = []
+    if request.provider == "fal":
+        needs.append(("fal_key", f"provider 'fal' (model {request.model})"))
+    if request.provider == "openai":
+        needs.append(("openai_api_key", f"provider 'openai' (model {request.model})"))
+    if request.planner == "openai":
+        needs.append(("openai_api_key", "planner 'openai'"))
+    missing: dict[str, str] = {}
+    for name, needed_for in needs:
+        gateway_has_own_key = settings.videos_api_key is not None and request.planner != "openai"
+        if getattr(settings, name) is None and not (name == "openai_api_key" and gateway_has_own_key):
+            missing.setdefault(name, needed_for)
+    return list(missing.items())
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from sora_extend import layout
 from sora_extend.pipeline.assemble import Manifest
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.report import Report, write_report
+from sora_extend.pipeline.review import judge
 from sora_extend.pipeline.steps import RunGraph, WorkStep
 from sora_extend.plan import ShotPlan
 from tasks.secrets import storage_settings
@@ -73,22 +74,48 @@ def piece_rows(plan: ShotPlan, manifest: Manifest) -> list[dict[str, object]]:
     return rows
 
 
+def _links(job: Job, report: Report) -> list[str]:
+    """The video, the review page and the contact sheet as links a browser opens from the Prefect UI: through
+    the media server (SORA_EXTEND_PUBLIC_URL), else presigned; local files without a server get a hint."""
+    manifest, ttl = report.manifest, job.settings.link_ttl_s
+    video = job.store.web_link(layout.FINAL, ttl) if manifest.final else None
+    sheet = job.store.web_link(layout.CONTACT_SHEET, ttl) if manifest.segments else None
+    review = job.store.public_link(layout.REVIEW_PAGE)
+    lines = []
+    if video:
+        lines.append(f"**Video:** [watch final.mp4]({video})  ")
+    if review:
+        lines.append(f"**Review page:** [every join before/after, drift, cost, re-render commands]({review})  ")
+    if not (video or review or sheet):
+        names = [layout.FINAL] if manifest.final else []
+        names += [layout.REVIEW_PAGE] + ([layout.CONTACT_SHEET] if manifest.segments else [])
+        lines.append(
+            f"**Files:** {', '.join(f'`{name}`' for name in names)} in `{job.store.url()}`. No links: a browser "
+            f"cannot open local files from here. Run `sora-extend serve --storage {job.store.storage_url}` and set "
+            "`SORA_EXTEND_PUBLIC_URL=http://127.0.0.1:8765` where the flow runs to see them in this page.  "
+        )
+    if sheet:
+        lines += ["", f"![contact sheet: first and last frame of every segment]({sheet})", ""]
+    return lines
+
+
 def summary_markdown(job: Job, plan: ShotPlan, report: Report) -> str:
-    manifest, final, sheet = report.manifest, report.manifest.final, report.contact_sheet_link
-    assert final is not None
-    lines = [
-        f"# {plan.title}",
-        "",
-        f"**Video:** [{final.link}]({final.link})  ",
-        f"**Length:** {final.duration:.2f} s, {final.width}x{final.height}, {final.frames} frames, "
-        f"audio {'yes' if final.has_audio else 'no'}  ",
-        f"**Continuity:** {job.request.continuity}  ",
-        f"**Merge:** {final.method}, {final.merge_s:.2f} s  ",
+    """The run at a glance: links to the video and the review page, the contact sheet, every segment."""
+    manifest, final = report.manifest, report.manifest.final
+    lines = [f"# {plan.title}", ""]
+    if manifest.error:
+        lines += [f"**Failed** at `{manifest.failed_step or 'the run'}`: {manifest.error}  ", ""]
+    lines += _links(job, report)
+    if final is not None:
+        lines += [
+            f"**Length:** {final.duration:.2f} s, {final.width}x{final.height}, {final.frames} frames, "
+            f"audio {'yes' if final.has_audio else 'no'}  ",
+            f"**Merge:** {final.method}, {final.merge_s:.2f} s  ",
+        ]
+    lines += [
+        f"**Continuity:** {job.request.mode} ({job.request.mode_reason})  ",
         f"**Cost:** ${manifest.cost_usd:.2f} ({job.spec.provider}/{job.spec.id})  ",
-        f"**Job folder:** `{job.store.url()}`  ",
-        f"**Contact sheet** (first and last frame of every segment): [{sheet}]({sheet})",
-        "",
-        f"![contact sheet]({sheet})",
+        f"**Job folder:** `{job.store.url()}`",
         "",
         "| # | seconds | request id | cost | drift (colour / structure) | prompt |",
         "|---|---|---|---|---|---|",
@@ -115,8 +142,8 @@ def publish_report(
     error: str | None = None,
     failed_step: str | None = None,
 ) -> Manifest:
-    """Write the report (manifest, seams, drift, contact sheet), mark the job completed or failed, and
-    publish the artifacts. Returns the manifest."""
+    """Write the report (manifest, seams, drift, contact sheet, review page), mark the job completed or
+    failed, and publish the artifacts. Returns the manifest."""
     domain_job = Job(job, storage_settings())
     report = write_report(domain_job, plan, graph, records, timings, error=error, failed_step=failed_step)
     if plan is not None:
@@ -125,14 +152,14 @@ def publish_report(
         )
     if report.seams:
         create_table_artifact(
-            [seam.model_dump() for seam in report.seams],
+            [{"verdict": judge(seam).words, **seam.model_dump()} for seam in report.seams],
             key=artifact_key(job, "seams"),
             description=f"Per join: shared still, colour / motion / audio jumps (also {layout.SEAMS})",
         )
-    if plan is not None and report.manifest.final is not None:
+    if plan is not None:  # a failed run too: what exists so far, and where to look at it
         create_markdown_artifact(
             summary_markdown(domain_job, plan, report),
             key=artifact_key(job, "summary"),
-            description="Final video and shot list",
+            description="Video, review page, contact sheet and shot list",
         )
     return report.manifest

@@ -9,15 +9,9 @@ from pydantic import SecretStr
 
 from sora_extend.errors import MissingKeyError
 from sora_extend.request import ExtendRequest
-from sora_extend.settings import Settings, get_settings
+from sora_extend.settings import API_KEYS, Settings, get_settings, missing_keys
 
 logger = logging.getLogger(__name__)
-
-# setting name -> (environment variable, Prefect Secret block name)
-KEYS = {
-    "fal_key": ("FAL_KEY", "fal-key"),
-    "openai_api_key": ("OPENAI_API_KEY", "openai-api-key"),
-}
 
 
 def _from_block(block_name: str) -> SecretStr | None:
@@ -28,18 +22,6 @@ def _from_block(block_name: str) -> SecretStr | None:
     except (ValueError, RuntimeError):  # no such block / no API to ask
         return None
     return SecretStr(str(value)) if value else None
-
-
-def needed_keys(request: ExtendRequest) -> list[tuple[str, str]]:
-    """(setting, what needs it) for every key this request needs."""
-    needs = []
-    if request.provider == "fal":
-        needs.append(("fal_key", f"provider 'fal' (model {request.model})"))
-    if request.provider == "openai":
-        needs.append(("openai_api_key", f"provider 'openai' (model {request.model})"))
-    if request.planner == "openai":
-        needs.append(("openai_api_key", "planner 'openai'"))
-    return needs
 
 
 def storage_settings(settings: Settings | None = None) -> Settings:
@@ -64,13 +46,8 @@ def settings_with_keys(request: ExtendRequest, settings: Settings | None = None)
     """Settings holding every key the request needs, or MissingKeyError naming the first one missing."""
     settings = storage_settings(settings)
     updates: dict[str, SecretStr] = {}
-    for name, needed_for in needed_keys(request):
-        if getattr(settings, name) is not None or name in updates:
-            continue
-        gateway_has_own_key = settings.videos_api_key is not None and request.planner != "openai"
-        if name == "openai_api_key" and gateway_has_own_key:
-            continue
-        env_var, block_name = KEYS[name]
+    for name, needed_for in missing_keys(request, settings):
+        env_var, block_name = API_KEYS[name]
         value = _from_block(block_name)
         if value is None:
             raise MissingKeyError(env_var, block_name, needed_for)

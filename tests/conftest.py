@@ -21,7 +21,14 @@ os.environ.update(
         "SORA_EXTEND_LOCK_DIR": str(_SESSION_DIR / "locks"),
     }
 )
-for _name in ("FAL_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "PREFECT_API_URL", "AWS_PROFILE"):
+for _name in (
+    "FAL_KEY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "PREFECT_API_URL",
+    "AWS_PROFILE",
+    "SORA_EXTEND_PUBLIC_URL",
+):
     os.environ.pop(_name, None)
 
 import pytest  # noqa: E402

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cli.main import main
 from sora_extend.media.probe import probe
+from sora_extend.settings import get_settings
 from tests.media_factory import read_index, write_clip
 
 KOREAN = "한 마리 고양이가 서울의 밤거리를 걷는다"
@@ -50,6 +54,16 @@ def test_bad_input_exits_2_naming_the_field(args: list[str], message: str) -> No
     assert message in done.stderr
 
 
+def _states(stdout: str) -> dict[str, list[str]]:
+    """Per piece, the states the plain (not a terminal) progress output went through, in order."""
+    found: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        match = re.match(r"\[\d+:\d\d\] (segment \d\d|merge)\s+(done \(stored\)|in progress|\S+)", line)
+        if match:
+            found.setdefault(match[1], []).append(match[2])
+    return found
+
+
 @pytest.mark.slow
 def test_run_offline_twice(tmp_path: Path) -> None:
     env = {
@@ -66,12 +80,19 @@ def test_run_offline_twice(tmp_path: Path) -> None:
     assert info.duration == pytest.approx(12.0, abs=1 / 24) and info.audio is not None
     segments = sorted(video.parent.glob("segments/*.mp4"))
     stamps = [path.stat().st_mtime_ns for path in segments]
+    # Not a terminal: one plain line per state change of each piece, and no Prefect log lines at all.
+    rendered = ["starting", "submitted", "downloading", "done"]
+    assert _states(first.stdout) == {**{f"segment 0{k}": rendered for k in (1, 2, 3)}, "merge": ["starting", "done"]}
+    assert first.stderr == ""
+    assert f"review: {video.parent / 'review.html'}" in first.stdout and "total cost $0.00" in first.stdout
 
     second = cli("run", KOREAN, "--segments", "3", "--seconds", "4", "--resolution", "360p", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.strip().splitlines()[-1] == str(video)
     assert [path.stat().st_mtime_ns for path in segments] == stamps
-    assert "submitted" not in second.stderr
+    assert {piece: states for piece, states in _states(second.stdout).items() if piece != "merge"} == {
+        f"segment 0{k}": ["starting", "done (stored)"] for k in (1, 2, 3)
+    }
 
 
 def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,3 +167,156 @@ def test_purge_dry_run_then_real(tmp_path: Path) -> None:
     real = cli("purge", "--storage", storage, env=env)
     assert real.returncode == 0 and "deleted 1 job folder(s)" in real.stdout
     assert not (tmp_path / "out" / "old-job").exists()
+
+
+# ---------------------------------------------------------------- fail fast: one line, exit 2, nothing started
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["run", KOREAN, "--provider", "fal", "--model", "veo31-fast", "--seconds", "4"],
+            {},
+            "error: FAL_KEY: provider 'fal' (model veo31-fast) needs an API key and none was found.",
+        ),
+        (["run", KOREAN], {"SORA_EXTEND_STORAGE": "foo://x"}, "error: storage: unsupported storage protocol 'foo://'"),
+        (["purge", "--older-than-days", "-3"], {}, "error: argument --older-than-days: -3 is out of range"),
+        (
+            ["purge"],
+            {"SORA_EXTEND_RETENTION_DAYS": "-3"},
+            "error: SORA_EXTEND_RETENTION_DAYS: Input should be greater than 0 (allowed: more than 0 and at most",
+        ),
+        (
+            ["run", KOREAN, "--continuity", "keyframes", "--reference", "README.md"],
+            {},
+            "error: references: README.md is not a readable image (allowed: PNG, JPEG or WebP files)",
+        ),
+        (
+            ["run", KOREAN, "--provider", "fal", "--model", "hailuo23", "--continuity", "extend"],
+            {"FAL_KEY": "unused"},
+            "error: model: hailuo23 has no extend endpoint (continuity 'extend') (allowed: veo31, veo31-fast, ltx23)",
+        ),
+    ],
+)
+def test_mistakes_are_refused_before_prefect_starts(
+    args: list[str], env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "prefect"
+    done = cli(*args, env={**os.environ, "PREFECT_HOME": str(home), **env}, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(message) and len(done.stderr.splitlines()) == 1, done.stderr
+    assert not list(home.glob("*.db"))  # Prefect's embedded server never started
+
+
+def _main(*args: str) -> int:
+    try:
+        return main(list(args))
+    except SystemExit as exit_:  # argparse refusals
+        return int(exit_.code or 0)
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Set environment variables that settings are read from (read again by the command under test)."""
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["purge", "--older-than-days", "nan"], {}, "nan is out of range (allowed: more than 0 and at most 36500)"),
+        (["purge", "--older-than-days", "1e400"], {}, "1e400 is out of range"),
+        (["purge", "--older-than-days", "abc"], {}, "'abc' is not a number"),
+        (
+            ["purge"],
+            {"SORA_EXTEND_RETENTION_DAYS": "soon"},
+            "SORA_EXTEND_RETENTION_DAYS: Input should be a valid number",
+        ),
+        (
+            ["models"],
+            {"SORA_EXTEND_PUBLIC_URL": "ftp://host"},
+            "SORA_EXTEND_PUBLIC_URL: 'ftp://host' is not an http(s)",
+        ),
+        (
+            ["run", KOREAN, "--seconds", "0"],
+            {},
+            "seconds: Input should be greater than or equal to 1 (allowed: 1 or more)",
+        ),
+        (["run", KOREAN, "--crossfade-seconds", "3"], {}, "(allowed: more than 0 and at most 2.0)"),
+        (
+            ["run", KOREAN, "--rerender", "0"],
+            {},
+            "rerender.0: Input should be greater than or equal to 1 (allowed: 1 or",
+        ),
+        (
+            ["run", KOREAN, "--storage", "file:///etc/hostname/jobs"],
+            {},
+            "storage: /etc/hostname is a file, not a folder",
+        ),
+        (["run", KOREAN, "--out", "/tmp"], {}, "argument --out: '/tmp' is a folder"),
+        (
+            ["frame", "a.mp4", "-o", "x.png", "--guard", "-1"],
+            {},
+            "argument --guard: -1 is out of range (allowed: 0-240)",
+        ),
+        (["frame", "a.mp4", "-o", "x.png", "--size", "0x720"], {}, "'0x720' is out of range"),
+        (["merge", "a.mp4", "-o", "x.mp4", "--crossfade", "0"], {}, "0 is out of range (allowed: more than 0 and at"),
+        (["serve", "--port", "70000"], {}, "argument --port: 70000 is out of range (allowed: 1-65535)"),
+        (["bootstrap", "--limit", "fal=0"], {}, "'fal=0' is not PROVIDER=N"),
+        (["bootstrap", "--pool", " "], {}, "argument --pool: must not be empty"),
+    ],
+)
+def test_every_command_refuses_bad_values_in_one_line(
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+    settings_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        settings_env.setenv(name, value)
+    get_settings.cache_clear()
+    assert _main(*args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and message in captured.err and len(captured.err.splitlines()) == 1, (
+        captured.err
+    )
+    assert captured.out == ""
+
+
+def test_unreachable_storage_server_and_taken_port(
+    settings_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = _closed_port()
+    assert _main("run", KOREAN, "--storage", f"ftp://127.0.0.1:{closed}/jobs") == 2
+    assert (
+        f"storage: 'ftp://127.0.0.1:{closed}/jobs' cannot be reached: ConnectionRefusedError" in capsys.readouterr().err
+    )
+    settings_env.setenv("PREFECT_API_URL", f"http://127.0.0.1:{closed}/api")
+    assert _main("run", KOREAN, "--segments", "1") == 2
+    assert f"error: PREFECT_API_URL: http://127.0.0.1:{closed}/api does not answer" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert _main("serve", "--port", str(taken.getsockname()[1])) == 2
+    assert "error: port: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+
+
+def test_a_missing_bucket_is_named_before_anything_starts(s3_storage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sora_extend.storage.store import check_storage
+
+    assert check_storage(s3_storage) == s3_storage  # the bucket exists: accepted as it is
+    assert _main("run", KOREAN, "--storage", "s3://no-such-bucket-3f1d/jobs") == 2
+    assert (
+        capsys.readouterr().err
+        == "error: storage: bucket 'no-such-bucket-3f1d' does not exist (or these credentials cannot see it)\n"
+    )

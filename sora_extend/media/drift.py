@@ -14,9 +14,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sora_extend.media.frames import iter_frames
+from sora_extend.media.frames import sample_frames
 from sora_extend.media.images import lab_stats, sharpness, ssim
-from sora_extend.media.probe import probe
 
 SAMPLES = 5
 THUMB = (96, 54)  # small enough that camera moves of a few pixels do not count as structure drift
@@ -38,12 +37,7 @@ class Drift(BaseModel):
 
 def signature(path: Path, samples: int = SAMPLES) -> ClipSignature:
     """Colour, layout and sharpness of a clip from `samples` evenly spaced frames."""
-    info = probe(path)
-    total = info.video.frames if info.video and info.video.frames else 0
-    wanted = {round(i * (total - 1) / max(1, samples - 1)) for i in range(samples)} if total else None
-    picked = [frame.rgb for index, frame in enumerate(iter_frames(path)) if wanted is None or index in wanted]
-    if wanted is None:  # no frame count in the container: sample what was decoded
-        picked = picked[:: max(1, len(picked) // samples)][:samples]
+    picked = sample_frames(path, samples)
     means = np.mean([lab_stats(rgb)[0] for rgb in picked], axis=0)
     thumbs = [cv2.resize(rgb, THUMB, interpolation=cv2.INTER_AREA) for rgb in picked]
     return ClipSignature(

@@ -104,3 +104,16 @@ def first_frame(path: Path) -> np.ndarray:
     for frame in iter_frames(path):
         return frame.rgb
     raise MediaError(f"{Path(path).name}: no video frame could be decoded")
+
+
+def sample_frames(path: Path, count: int) -> list[np.ndarray]:
+    """`count` evenly spaced frames (RGB), decoding the stream once and converting only those frames."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        total = stream.frames
+        if not total:  # no frame count in the container: count first
+            total = sum(1 for _ in container.decode(stream))
+            container.seek(0)
+        wanted = {round(i * (total - 1) / max(1, count - 1)) for i in range(count)}
+        return [frame.to_ndarray(format="rgb24") for i, frame in enumerate(container.decode(stream)) if i in wanted]

@@ -56,6 +56,28 @@ def _rms_db(samples: np.ndarray) -> float:
     return 20 * np.log10(max(rms, 1e-6))
 
 
+def _sides(frames: list[tuple[float, np.ndarray]], at: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The frames before a join and from it on."""
+    return [rgb for time, rgb in frames if time < at - 1e-6], [rgb for time, rgb in frames if time >= at - 1e-6]
+
+
+def _across(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarray:
+    """The first new frame after a join. A continuous join shows its repeated frame twice for half a frame
+    each: the frame past it is the one that can jump."""
+    return after[1] if len(after) > 1 and _mad(before[-1], after[0]) < 1.0 else after[0]
+
+
+def join_frames(video: Path, joins_at: list[float]) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per join, what a viewer sees either side of it: the last frame before and the first new frame after
+    (None where the file has no frame on one side)."""
+    pairs: list[tuple[np.ndarray, np.ndarray] | None] = []
+    with av.open(str(video)) as container:
+        for at in joins_at:
+            before, after = _sides(_frames_around(container, at), at)
+            pairs.append((before[-1], _across(before, after)) if before and after else None)
+    return pairs
+
+
 def measure_seams(video: Path, joins_at: list[float]) -> list[SeamMeasure]:
     measures = []
     with av.open(str(video)) as container:
@@ -64,13 +86,10 @@ def measure_seams(video: Path, joins_at: list[float]) -> list[SeamMeasure]:
     half = round(AUDIO_WINDOW_S * AUDIO_RATE)
     with av.open(str(video)) as container:
         for at in joins_at:
-            frames = _frames_around(container, at)
-            before = [rgb for time, rgb in frames if time < at - 1e-6]
-            after = [rgb for time, rgb in frames if time >= at - 1e-6]
+            before, after = _sides(_frames_around(container, at), at)
             if not before or not after:
                 continue
-            # A continuous join shows its repeated frame twice for half a frame each: compare past it.
-            across = after[1] if len(after) > 1 and _mad(before[-1], after[0]) < 1.0 else after[0]
+            across = _across(before, after)
             neighbours = [_mad(x, y) for x, y in itertools.pairwise(before)]
             neighbours += [_mad(x, y) for x, y in itertools.pairwise(after[1:])]
             typical = statistics.median(neighbours) if neighbours else 0.0

@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from sora_extend.events import emit
 from sora_extend.pipeline.steps import RunGraph, WorkStep
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def execute(
                 if step.paid and max_parallel is not None and paid_running >= max_parallel:
                     continue
                 waiting.remove(step)
+                emit(step.id, "started")
                 running[runner.start(step, {need: outcome.records[need] for need in step.needs})] = step
                 paid_running += step.paid
         if not running:
@@ -76,13 +78,14 @@ def execute(
         try:
             record = runner.result(handle)
         except BaseException as exc:  # kept for the caller to raise once the running steps have finished
-            logger.warning("%s failed: %s", step.id, exc)
+            emit(step.id, "failed", detail=str(exc)[:300])
             if outcome.error is None:
                 outcome.failed, outcome.error = step, exc
             if on_step:
                 on_step(step, None, exc)
             continue
         outcome.records[step.id] = record
+        emit(step.id, "done", cost_usd=getattr(record, "cost_usd", None))
         if on_step:
             on_step(step, record, None)
     return outcome

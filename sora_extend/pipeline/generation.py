@@ -32,6 +32,7 @@ from sora_extend.errors import (
     TerminalProviderError,
     TransientProviderError,
 )
+from sora_extend.events import emit
 from sora_extend.ledger import LedgerEntry, utcnow
 from sora_extend.pipeline.budget import check_submission
 from sora_extend.pipeline.job import Job
@@ -122,6 +123,7 @@ def _submit(job: Job, provider: Provider, request: GenerationRequest, entry: Led
         raise
     entry.state, entry.request_id, entry.billed = "submitted", submission.request_id, provider.is_paid
     job.ledger.put(entry)
+    emit(request.step_id, "submitted", request_id=submission.request_id, cost_usd=entry.cost_usd)
     logger.info(
         "%s: submitted to %s (%s), request id %s",
         request.label,
@@ -192,6 +194,7 @@ def _submission_for(
     """The request to wait for: a recorded one (resumed) or a new submission."""
     entry = job.ledger.get(request.content_key)
     if entry is not None and entry.request_id and entry.state in {"submitted", "completed"}:
+        emit(request.step_id, "resumed", request_id=entry.request_id, cost_usd=entry.cost_usd)
         logger.info(
             "%s: resuming request %s (submitted %s)",
             request.label,
@@ -240,6 +243,10 @@ def _wait(
 ) -> Outcome:
     def on_state(state: str, detail: str) -> None:
         logger.info("%s: %s %s%s", request.label, submission.request_id, state, f" ({detail})" if detail else "")
+        if state.upper() in {"IN_QUEUE", "QUEUED"}:
+            emit(request.step_id, "queued", request_id=submission.request_id, detail=detail)
+        elif state.upper() == "IN_PROGRESS":
+            emit(request.step_id, "in_progress", request_id=submission.request_id, detail=detail)
 
     try:
         with _named(request):
@@ -267,6 +274,7 @@ def _download(
     suffix = ".png" if request.output == "image" else ".mp4"
     local = job.cache.scratch(job.job_id) / f"{request.content_key}{suffix}"
     problem = ""
+    emit(request.step_id, "downloading", request_id=submission.request_id)
     for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
         try:
             with _named(request):

@@ -1,5 +1,6 @@
-"""What a run leaves for people to read, finished or failed: manifest.json, job.json's status, and
-(from whatever segments exist) the contact sheet, the drift figures and, with a final video, the seams."""
+"""What a run leaves for people to read, finished or failed: manifest.json, job.json's status, and (from
+whatever segments exist) the contact sheet, the drift figures, with a final video the seams, and review.html
+over all of it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from pydantic import BaseModel, Field
 from sora_extend.pipeline.assemble import Manifest, records_of, write_manifest
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.records import FinalRecord, SegmentRecord
-from sora_extend.pipeline.review import DriftRecord, SeamRecord, drift_report, seam_report, write_contact_sheet
+from sora_extend.pipeline.review import (
+    DriftRecord,
+    SeamRecord,
+    drift_report,
+    join_pairs,
+    seam_report,
+    segment_ends,
+    write_contact_sheet,
+)
+from sora_extend.pipeline.review_page import write_review_page
 from sora_extend.pipeline.steps import RunGraph
 from sora_extend.plan import ShotPlan
 
@@ -20,6 +30,7 @@ class Report(BaseModel):
     seams: list[SeamRecord] = Field(default_factory=list)
     drift: list[DriftRecord] = Field(default_factory=list)
     contact_sheet_link: str | None = None
+    review_link: str | None = Field(None, description="review.html on the media server, or its path locally.")
 
 
 def write_report(
@@ -37,10 +48,14 @@ def write_report(
     job.finish("failed" if error else "completed", error)
     report = Report(manifest=manifest)
     segments = records_of(records, SegmentRecord)
+    ends = segment_ends(job, segments)
     if segments:
-        report.contact_sheet_link = write_contact_sheet(job, segments)
+        report.contact_sheet_link = write_contact_sheet(job, ends)
         report.drift = drift_report(job, segments)
     finals = records_of(records, FinalRecord)
-    if finals and graph is not None:
-        report.seams = seam_report(job, graph.merge, records, finals[0])
+    final = finals[0] if finals and graph is not None else None
+    if final is not None and graph is not None:
+        report.seams = seam_report(job, graph.merge, records, final)
+    pairs = join_pairs(job, final, ends)
+    report.review_link = write_review_page(job, manifest, graph, report.seams, report.drift, pairs)
     return report

@@ -4,6 +4,7 @@ contact sheet, in every continuation mode."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -13,7 +14,7 @@ from sora_extend.media.contact_sheet import contact_sheet
 from sora_extend.media.drift import Drift, drift, signature
 from sora_extend.media.frames import first_frame, last_frame
 from sora_extend.media.images import decode_png, encode_png, psnr, ssim
-from sora_extend.media.seams import measure_seams
+from sora_extend.media.seams import join_frames, measure_seams
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.records import FinalRecord, HandoffRecord, ImageRecord, KeyframeRecord, SegmentRecord
 from sora_extend.pipeline.steps import MergeStep
@@ -39,6 +40,42 @@ class SeamRecord(BaseModel):
 
 class DriftRecord(Drift):
     segment: int
+
+
+# What a viewer notices at a join, from the seam figures. Within one shot, neighbouring frames differ by
+# about 1 Lab unit and 1x the usual motion; a hard cut between unrelated shots measures 15+ and 5+.
+COLOUR_SHIFT, COLOUR_JUMP = 4.0, 8.0  # mean-Lab distance across the join
+MOTION_SHIFT, MOTION_JUMP = 2.0, 4.0  # frame change across the join / the usual frame change there
+AUDIO_SHIFT_DB, AUDIO_JUMP_DB = 6.0, 12.0  # loudness step across the join
+START_PSNR_OFF = 25.0  # dB: below this the next clip did not start on the shared still
+
+
+class Verdict(BaseModel):
+    level: Literal["smooth", "check", "jump", "cut"]
+    words: str = Field(..., description="What a viewer would notice, in plain words.")
+
+
+def judge(seam: SeamRecord) -> Verdict:
+    """A plain-words verdict on one join. A cut is a planned new shot: its jumps are intended."""
+    if seam.transition == "cut":
+        return Verdict(level="cut", words="cut to a new shot (jumps are intended)")
+    jumps, shifts = [], []
+    for value, shift, jump, words in (
+        (seam.colour_delta, COLOUR_SHIFT, COLOUR_JUMP, "colour"),
+        (seam.motion_jump, MOTION_SHIFT, MOTION_JUMP, "motion"),
+        (abs(seam.audio_jump_db), AUDIO_SHIFT_DB, AUDIO_JUMP_DB, "audio"),
+    ):
+        if value >= jump:
+            jumps.append(f"{words} jump")
+        elif value >= shift:
+            shifts.append(f"slight {words} jump")
+    if seam.start_psnr is not None and seam.start_psnr < START_PSNR_OFF:
+        jumps.append(f"next clip does not start on the {seam.shared or 'shared'} frame")
+    if jumps:
+        return Verdict(level="jump", words=", ".join(jumps + shifts))
+    if shifts:
+        return Verdict(level="check", words=", ".join(shifts))
+    return Verdict(level="smooth", words="smooth" + (" crossfade" if seam.transition == "crossfade" else ""))
 
 
 def _similarity(job: Job, still: ImageRecord, frame: np.ndarray) -> tuple[float, float] | None:
@@ -93,11 +130,28 @@ def drift_report(job: Job, segments: list[SegmentRecord]) -> list[DriftRecord]:
     return figures
 
 
-def write_contact_sheet(job: Job, segments: list[SegmentRecord]) -> str:
-    """contact_sheet.png beside final.mp4: first and last frame of every segment. Returns a link to it."""
-    pairs = []
+def segment_ends(job: Job, segments: list[SegmentRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """First and last frame of every stored segment, by segment number."""
+    ends = {}
     for record in segments:
         local = job.cache.fetch(job.store, record.path, record.sha256)
-        pairs.append((first_frame(local), last_frame(local)))
-    job.store.write_bytes(layout.CONTACT_SHEET, encode_png(contact_sheet(pairs)))
+        ends[record.index] = (first_frame(local), last_frame(local))
+    return ends
+
+
+def write_contact_sheet(job: Job, ends: dict[int, tuple[np.ndarray, np.ndarray]]) -> str:
+    """contact_sheet.png beside final.mp4: first and last frame of every segment. Returns a link to it."""
+    job.store.write_bytes(layout.CONTACT_SHEET, encode_png(contact_sheet([ends[index] for index in sorted(ends)])))
     return job.store.link(layout.CONTACT_SHEET, job.settings.link_ttl_s)
+
+
+def join_pairs(
+    job: Job, final: FinalRecord | None, ends: dict[int, tuple[np.ndarray, np.ndarray]]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per join, the last frame before it and the first new frame after it: as the final video shows them
+    (trimmed tails, crossfades and the repeated hand-off frame included), or, before there is one, the
+    segments' own last and first frames."""
+    if final is None:
+        return {k: (ends[k][1], ends[k + 1][0]) for k in sorted(ends) if k + 1 in ends}
+    video = job.cache.fetch(job.store, final.path, final.sha256)
+    return {k: pair for k, pair in enumerate(join_frames(video, final.joins_at), start=1) if pair is not None}

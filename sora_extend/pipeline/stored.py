@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 from sora_extend import layout
@@ -10,17 +11,21 @@ from sora_extend.hashing import sha256_bytes
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.records import ImageRecord, PaidResult
 
+logger = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT", bound=PaidResult)
 
 
-def finished(job: Job, record_rel: str, key: str, model: type[ResultT]) -> ResultT | None:
+def finished(job: Job, record_rel: str, key: str, model: type[ResultT], label: str) -> ResultT | None:
     """The stored record if it was produced from exactly this content key and its file is whole."""
     record = job.store.read_model(record_rel, model)
     if record is None or record.key != key:
         return None
     expected = getattr(record, "bytes", None)
     size = job.store.size(record.path)
-    return record if size is not None and (expected is None or size == expected) else None
+    if size is None or (expected is not None and size != expected):
+        return None
+    logger.info("%s: already rendered (%s), nothing to pay", label, record.request_id)
+    return record
 
 
 def read_image(job: Job, record: ImageRecord) -> bytes:

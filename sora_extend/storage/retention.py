@@ -7,6 +7,7 @@ by this project, or half-written by a crash before the first step) are listed bu
 
 from __future__ import annotations
 
+import math
 import posixpath
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from sora_extend import layout
+from sora_extend.errors import InputError
 from sora_extend.pipeline.job import JobState
-from sora_extend.settings import Settings, get_settings
+from sora_extend.settings import MAX_RETENTION_DAYS, Settings, get_settings
 from sora_extend.storage.store import open_filesystem
 
 Verdict = Literal["delete", "keep: running", "keep: recent", "keep: not a job"]
@@ -71,6 +73,15 @@ def _purge_cache(work_dir: Path, cutoff: datetime, dry_run: bool) -> int:
     return count
 
 
+def check_retention(days: float) -> float:
+    """A retention period in days, refused unless it is a number in (0, MAX_RETENTION_DAYS]: zero or a
+    negative number would delete jobs that finished a minute ago."""
+    if not math.isfinite(days) or not 0 < days <= MAX_RETENTION_DAYS:
+        allowed = f"more than 0, at most {MAX_RETENTION_DAYS:g}"
+        raise InputError("older_than_days", f"{days} days is not a retention period", allowed)
+    return days
+
+
 def purge_outputs(
     storage_url: str,
     older_than_days: float | None = None,
@@ -80,7 +91,7 @@ def purge_outputs(
     settings: Settings | None = None,
 ) -> PurgeReport:
     settings = settings or get_settings()
-    days = settings.retention_days if older_than_days is None else older_than_days
+    days = settings.retention_days if older_than_days is None else check_retention(older_than_days)
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     fs, root = open_filesystem(storage_url, settings)
     report = PurgeReport(storage=storage_url, cutoff=cutoff, dry_run=dry_run)

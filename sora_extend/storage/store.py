@@ -13,11 +13,14 @@ import posixpath
 import uuid
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
+from sora_extend.errors import InputError
+from sora_extend.request import normalise_storage_url
 from sora_extend.settings import Settings, get_settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -56,12 +59,47 @@ def open_filesystem(url: str, settings: Settings | None = None) -> tuple[fsspec.
     return fs, root.rstrip("/")
 
 
+def check_storage(url: str, settings: Settings | None = None) -> str:
+    """The normalised storage URL, once it is known to be usable: a local folder that exists or can be
+    created and is writable; on an object store, a bucket that exists and answers. InputError otherwise,
+    before anything starts."""
+    url = normalise_storage_url(url)
+    try:
+        fs, root = open_filesystem(url, settings)
+        if isinstance(fs, LocalFileSystem):
+            _check_local_folder(Path(root))
+        else:
+            # Object stores (s3fs, gcsfs, adlfs) split paths into bucket and key; a missing bucket is no error
+            # to them, only an empty listing.
+            bucket = fs.split_path(root)[0] if hasattr(fs, "split_path") else ""
+            if bucket and not fs.exists(bucket):
+                raise InputError("storage", f"bucket '{bucket}' does not exist (or these credentials cannot see it)")
+            fs.exists(root)  # a round trip: endpoint, credentials and permissions answer here
+    except InputError:
+        raise
+    except Exception as exc:  # every filesystem has its own errors; the person needs the message
+        raise InputError("storage", f"'{url}' cannot be reached: {type(exc).__name__}: {exc}") from exc
+    return url
+
+
+def _check_local_folder(root: Path) -> None:
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError("storage", f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError("storage", f"{existing} is not writable")
+
+
 class JobStore:
     """The files of one job under `<storage>/<job_id>/`."""
 
     def __init__(self, storage_url: str, job_id: str, settings: Settings | None = None) -> None:
+        settings = settings or get_settings()
         self.storage_url = storage_url.rstrip("/")
         self.job_id = job_id
+        self.public_url = settings.public_url
         self.fs, root = open_filesystem(storage_url, settings)
         self.root = posixpath.join(root, job_id)
         self._protocol = fsspec.core.split_protocol(storage_url)[0] or "file"
@@ -172,11 +210,26 @@ class JobStore:
     def delete(self, rel: str) -> None:
         self.fs.rm(self.path(rel), recursive=True)
 
-    def link(self, rel: str, ttl_s: int) -> str:
-        """Something a person can open: a file path locally, a presigned HTTPS URL on S3."""
+    def public_link(self, rel: str) -> str | None:
+        """The file's address on the media server over the storage root (SORA_EXTEND_PUBLIC_URL), if one
+        is configured: `sora-extend serve` answers `/<job-id>/<rel>`."""
+        if self.public_url is None:
+            return None
+        return f"{self.public_url}/{quote(self.job_id, safe='')}/{quote(rel)}"
+
+    def web_link(self, rel: str, ttl_s: int) -> str | None:
+        """A link a browser anywhere can open (for artifacts in the Prefect UI): the media server's, else a
+        presigned URL; None when there is neither (local storage and no SORA_EXTEND_PUBLIC_URL)."""
+        if self.public_url is not None:
+            return self.public_link(rel)
         if self.is_local:
-            return self.path(rel)
+            return None
         try:
             return str(self.fs.sign(self.path(rel), expiration=ttl_s))
         except NotImplementedError:
-            return self.url(rel)
+            return None
+
+    def link(self, rel: str, ttl_s: int) -> str:
+        """Something a person can open: a browser link where there is one (see `web_link`), else the file's
+        path (local storage) or its storage URL."""
+        return self.web_link(rel, ttl_s) or (self.path(rel) if self.is_local else self.url(rel))

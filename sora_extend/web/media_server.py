@@ -35,6 +35,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from sora_extend import layout
 from sora_extend.settings import Settings, get_settings
 from sora_extend.storage.store import open_filesystem
 
@@ -51,7 +52,6 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # Only media go to presigned URLs: a review page fetched from the store would resolve its relative
 # links against the store (unsigned, refused), and pipe_file uploads carry no Content-Type there.
 REDIRECTED_TYPES = ("video/", "image/")
-REVIEW_PAGE = "review.html"
 CHUNK_BYTES = 256 * 1024
 # Job files are replaced in place (a re-render rewrites final.mp4), so browsers must revalidate.
 FILE_HEADERS = {"cache-control": "no-cache", "x-content-type-options": "nosniff"}
@@ -238,7 +238,8 @@ def stream_response(fs: fsspec.AbstractFileSystem, entry: Entry, media_type: str
 
 def listing_page(job_ids: list[str]) -> str:
     items = "\n".join(
-        f'<li><a href="/{quote(job_id, safe="")}/{REVIEW_PAGE}">{html.escape(job_id)}</a></li>' for job_id in job_ids
+        f'<li><a href="/{quote(job_id, safe="")}/{layout.REVIEW_PAGE}">{html.escape(job_id)}</a></li>'
+        for job_id in job_ids
     )
     return (
         '<!doctype html>\n<html><head><meta charset="utf-8"><title>Sora Extend jobs</title></head>\n'
@@ -270,7 +271,9 @@ class MediaServer:
             return not_found()
         if entry.kind == "directory":
             # Only a job folder has a page; folders inside a job are not listed.
-            return RedirectResponse(f"/{quote(parts[0], safe='')}/{REVIEW_PAGE}") if len(parts) == 1 else not_found()
+            if len(parts) > 1:
+                return not_found()
+            return RedirectResponse(f"/{quote(parts[0], safe='')}/{layout.REVIEW_PAGE}")
         if len(parts) == 1:
             return not_found()  # a file at the storage root belongs to no job
         return self.file_response(entry, content_type(parts[-1]), request)

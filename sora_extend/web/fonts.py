@@ -1,0 +1,64 @@
+"""A font for self-contained pages: the shipped Noto Sans KR (SIL OFL), cut down to the characters one
+page uses, as a CSS @font-face rule with the font inline. A page then shows Hangul on any device, even
+one without a Korean font, and loads nothing from the internet."""
+
+from __future__ import annotations
+
+import base64
+import io
+from functools import lru_cache
+
+import pylopdf_fonts_ko
+from fontTools import subset
+from fontTools.ttLib import TTFont
+
+FAMILY = "Sora Extend Sans KR"
+
+
+@lru_cache(maxsize=1)
+def _font_bytes() -> bytes:
+    with open(pylopdf_fonts_ko.sans_path(), "rb") as handle:
+        return handle.read()
+
+
+def subset_font(characters: str) -> tuple[bytes, list[int]]:
+    """An OpenType font holding only `characters`, and the code points it holds (those the font has)."""
+    options = subset.Options()
+    options.layout_features = ["*"]  # keep Hangul jamo composition and kerning
+    options.notdef_outline = True
+    font = TTFont(io.BytesIO(_font_bytes()), lazy=True)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text=characters)
+    subsetter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue(), sorted(font.getBestCmap())
+
+
+def _unicode_range(points: list[int]) -> str:
+    spans: list[list[int]] = []
+    for point in points:
+        if spans and point == spans[-1][1] + 1:
+            spans[-1][1] = point
+        else:
+            spans.append([point, point])
+    return ", ".join(f"U+{a:X}" if a == b else f"U+{a:X}-{b:X}" for a, b in spans)
+
+
+def font_face(text: str) -> str:
+    """The @font-face rule for the non-ASCII characters of `text`; empty when the font has none of them.
+
+    The face claims exactly the characters it holds (unicode-range), so it can come first in a font stack:
+    `system-ui` on Linux must not come before it, as Chrome then draws missing Hangul as empty boxes
+    instead of falling back along the stack. Every weight maps to it (bold is synthesised)."""
+    characters = "".join(sorted({char for char in text if ord(char) > 0x7F and not char.isspace()}))
+    if not characters:
+        return ""
+    font, points = subset_font(characters)
+    if not points:
+        return ""
+    data = base64.b64encode(font).decode("ascii")
+    return (
+        f'@font-face {{ font-family: "{FAMILY}"; src: url(data:font/otf;base64,{data}) format("opentype"); '
+        f"font-weight: 100 900; unicode-range: {_unicode_range(points)}; }}"
+    )
