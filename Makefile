@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROMPT ?= 한 마리 고양이가 서울의 밤거리를 걷는다
 
-.PHONY: install demo test lint bench ui clean
+.PHONY: install demo test lint bench bench-load ui clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.media_bench
 	$(BIN)/python -m benchmarks.continuity_bench
+
+## Load through the production stack (PostgreSQL, auth, S3, workers): videos per worker, 1 vs 2 workers (~9 min).
+bench-load: $(STAMP)
+	$(BIN)/python -m benchmarks.load_bench
 
 ## Prefect UI on http://127.0.0.1:4200 (keep the default port: the UI calls the API there).
 ui: $(STAMP)

@@ -378,7 +378,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     _prefect_environment()
     from deployments.bootstrap import bootstrap
 
-    for line in bootstrap(args.pool, dict(args.limit or []), args.secrets_from_env, args.results_block):
+    for line in bootstrap(
+        args.pool, dict(args.limit or []), args.secrets_from_env, args.results_block, args.crash_after
+    ):
         print(line)
     return EXIT_OK
 
@@ -445,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.set_defaults(handler=cmd_purge)
 
     boot = commands.add_parser(
-        "bootstrap", help="create the work pool, concurrency limits and blocks (idempotent)"
+        "bootstrap", help="create the work pool, concurrency limits, recovery automations and blocks (idempotent)"
     )
     boot.add_argument("--pool", default="sora-extend", type=_name)
     boot.add_argument(
@@ -454,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="PROVIDER=N",
         help="segments rendering at once per provider (default preview=2 fal=4 openai=2)",
+    )
+    boot.add_argument(
+        "--crash-after",
+        type=_number(int, 1, 24 * 3600),
+        default=90,
+        metavar="SECONDS",
+        help="mark a run Crashed (then resume it on another worker) after this long without a heartbeat",
     )
     boot.add_argument(
         "--secrets-from-env",

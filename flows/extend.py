@@ -21,6 +21,7 @@ from sora_extend.request import ExtendRequest
 from tasks.plan import plan_shots
 from tasks.prepare import prepare_job
 from tasks.report import Progress, publish_report
+from tasks.restarts import check_restarts
 
 
 class ExtendResult(BaseModel):
@@ -47,6 +48,7 @@ def run_name() -> str:
 @flow(name="extend-video", flow_run_name=run_name, validate_parameters=True)
 def extend_video(request: ExtendRequest) -> ExtendResult:
     """Turn one prompt into a long video from short clips; see ExtendRequest for every option."""
+    check_restarts()  # a run resumed after its worker was lost: stop here if it keeps crashing
     started = time.monotonic()
     job, state = prepare_job(request)
     plan: ShotPlan | None = None

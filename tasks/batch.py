@@ -21,6 +21,9 @@ from sora_extend.request import ExtendRequest
 from tasks.secrets import storage_settings
 
 POLL_S = 2.0
+# A child that crashed (its worker lost) is put back in the queue within seconds by the recovery automations
+# (`sora-extend bootstrap`); it counts as ended only if it is still Crashed this long after.
+CRASHED_FOR_S = 60.0
 
 
 class BatchRow(BaseModel):
@@ -84,6 +87,8 @@ def run_videos(batch: BatchRequest, requests: list[ExtendRequest]) -> list[Batch
             for run_id in list(running):
                 state = client.read_flow_run(run_id).state
                 if state is None or not state.is_final():
+                    continue
+                if state.is_crashed() and time.time() - state.timestamp.timestamp() < CRASHED_FOR_S:
                     continue
                 index, request = running.pop(run_id)
                 rows.append(_row(index, request, run_id, state.type.value, state.message or ""))

@@ -23,6 +23,10 @@ from tasks.policies import CONTENT_KEY, retry_only_transient
 from tasks.secrets import settings_with_keys
 
 MAX_RETRY_AFTER_S = 120.0
+# A held slot's lease is renewed (every 3/4 of it) while its holder lives; a lost worker's slots return when
+# it runs out, plus the server's 15 s sweep: about 2 minutes instead of Prefect's default 5, with 30 s of slack
+# for a renewal on a busy machine.
+SLOT_LEASE_S = 120.0
 PAID = {
     "cache_policy": CONTENT_KEY,
     "result_serializer": "json",
@@ -45,7 +49,7 @@ def provider_slot(settings: Settings) -> Callable[[str], Callable[[], AbstractCo
     def gate(provider: str) -> Callable[[], AbstractContextManager[object]]:
         if not settings.concurrency_limits:
             return nullcontext
-        return lambda: concurrency(provider_limit_name(provider), occupy=1, strict=True)
+        return lambda: concurrency(provider_limit_name(provider), occupy=1, strict=True, lease_duration=SLOT_LEASE_S)
 
     return gate
 

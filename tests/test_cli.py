@@ -272,6 +272,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
         (["merge", "a.mp4", "-o", "x.mp4", "--crossfade", "0"], {}, "0 is out of range (allowed: more than 0 and at"),
         (["serve", "--port", "70000"], {}, "argument --port: 70000 is out of range (allowed: 1-65535)"),
         (["bootstrap", "--limit", "fal=0"], {}, "'fal=0' is not PROVIDER=N"),
+        (["bootstrap", "--crash-after", "-5"], {}, "argument --crash-after: -5 is out of range"),
         (["bootstrap", "--pool", " "], {}, "argument --pool: must not be empty"),
     ],
 )

@@ -41,7 +41,14 @@ class Stack:
         body: dict[str, Any] = {"parameters": parameters}
         if key:
             body["idempotency_key"] = key
-        return self.http.post(f"/deployments/{self.deployment_id(deployment)}/create_flow_run", json=body)
+        url = f"/deployments/{self.deployment_id(deployment)}/create_flow_run"
+        for _ in range(5):
+            answer = self.http.post(url, json=body)
+            # 503: SQLite was busy (the automations' event triggers write too); Prefect's clients retry it.
+            if answer.status_code != 503:
+                return answer
+            time.sleep(1)
+        return answer
 
     def wait(self, run_id: str, timeout: float = 240) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -6,10 +6,6 @@ segment is still in storage afterwards.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +21,7 @@ from sora_extend.pipeline.run import run_job
 from sora_extend.request import ExtendRequest
 from sora_extend.storage.store import JobStore
 from tests.emulators import Fault
+from tests.run_flow import kill_when, spawn
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +34,7 @@ def tiny(prompt: str, segments: int = 3, **fields: Any) -> ExtendRequest:
 def per_segment(fal: Any, request: ExtendRequest) -> list[int]:
     """Accepted submissions for each segment of this request's job (its subject opens every shot prompt,
     followed by the story bible; the shot number follows)."""
-    prompts = [s.payload["prompt"] for s in fal.submissions if s.payload["prompt"].startswith(f"{request.prompt} |")]
+    prompts = [s.payload["prompt"] for s in fal.submissions_for(request.prompt)]
     return [sum(f"Shot {k}/{request.segments}:" in p for p in prompts) for k in range(1, request.segments + 1)]
 
 
@@ -162,37 +159,13 @@ def test_rerender_pays_for_the_segment_and_the_ones_after_it_only(
     assert per_segment(fal_emulator, request) == [1, 1, 2, 2]
 
 
-def _flow_process(request: ExtendRequest, api_url: str, tmp_path: Path, name: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": api_url,
-        "PYTHONPATH": str(ROOT),
-        "SORA_EXTEND_WORK_DIR": str(tmp_path / f"work-{name}"),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.run_flow", request.model_dump_json()],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def test_worker_killed_mid_poll_resumes_the_same_request(
     api_url: str, fal_emulator: Any, storage_url: str, tmp_path: Path
 ) -> None:
     fal_emulator.progress_seconds = 4.0  # long enough to be killed while polling
     request = tiny("Killed while polling", segments=2)
-    worker = _flow_process(request, api_url, tmp_path, "a")
-    deadline = time.monotonic() + 120
-    while not fal_emulator.submissions and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fal_emulator.submissions, worker.stderr.read() if worker.poll() is not None else "no submission"
-    time.sleep(1.0)  # well inside the 4 s of IN_PROGRESS: the worker is polling
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
+    worker = spawn(request.model_dump_json(), api_url, tmp_path / "work-a")
+    kill_when(worker, lambda: bool(fal_emulator.submissions), settle_s=1.0)  # inside the 4 s of IN_PROGRESS
     submitted = fal_emulator.submissions[0].request_id
 
     fal_emulator.progress_seconds = 0.2
@@ -207,7 +180,7 @@ def test_two_concurrent_runs_of_the_same_job_submit_each_segment_once(
 ) -> None:
     fal_emulator.progress_seconds = 1.0
     request = tiny("Two runs at once", segments=3)
-    runs = [_flow_process(request, api_url, tmp_path, name) for name in ("a", "b")]
+    runs = [spawn(request.model_dump_json(), api_url, tmp_path / f"work-{name}") for name in ("a", "b")]
     for run in runs:
         _out, err = run.communicate(timeout=300)
         assert run.returncode == 0, err[-3000:]

@@ -64,3 +64,14 @@ def test_storage_lock_serialises_holders_and_breaks_expired_ones(backend: str, r
     store.write_json("locks/seg-key.json", {"token": "dead", "host": "gone", "pid": 1, "expires": time.time() - 1})
     with storage_lock(store, "seg-key", ttl_s=60, timeout_s=5):
         assert json.loads(store.read_bytes("locks/seg-key.json"))["token"] != "dead"
+
+
+def test_a_storage_lock_held_longer_than_its_lease_is_renewed_not_broken(storage_url: str) -> None:
+    store = JobStore(storage_url, "job-lease")
+    with storage_lock(store, "seg-key", ttl_s=0.6, timeout_s=5):
+        time.sleep(1.5)  # two and a half leases: only renewals keep it
+        with pytest.raises(LockTimeoutError), storage_lock(store, "seg-key", ttl_s=0.6, timeout_s=0.5):
+            pass
+        assert json.loads(store.read_bytes("locks/seg-key.json"))["expires"] > time.time()
+    with storage_lock(store, "seg-key", ttl_s=0.6, timeout_s=1):
+        pass

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sora_extend import layout
 from sora_extend.catalogue import ModelSpec
 from sora_extend.ledger import Ledger, utcnow
-from sora_extend.locks import key_lock, storage_lock
+from sora_extend.locks import LEASE_S, key_lock, storage_lock
 from sora_extend.pipeline.records import ImageRecord
 from sora_extend.pricing import PriceBook, catalogue_only
 from sora_extend.request import ExtendRequest, normalise_storage_url
@@ -126,7 +126,7 @@ class Job:
         """Held while a segment is submitted, polled and downloaded; waits for another holder to finish."""
         hold = self.settings.poll_timeout_s + 600  # a holder gives up polling after poll_timeout_s
         if self.settings.lock_backend == "storage":
-            with storage_lock(self.store, key, ttl_s=hold, timeout_s=hold):
+            with storage_lock(self.store, key, ttl_s=LEASE_S, timeout_s=hold):
                 yield
         else:
             with key_lock(self.settings.lock_dir, key, timeout_s=hold):
