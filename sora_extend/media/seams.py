@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -67,43 +68,49 @@ def _across(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarray:
     return after[1] if len(after) > 1 and _mad(before[-1], after[0]) < 1.0 else after[0]
 
 
-def join_frames(video: Path, joins_at: list[float]) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """Per join, what a viewer sees either side of it: the last frame before and the first new frame after
-    (None where the file has no frame on one side)."""
-    pairs: list[tuple[np.ndarray, np.ndarray] | None] = []
+@dataclass(frozen=True)
+class JoinView:
+    """What the final video shows around one join: the frames before it and from it on."""
+
+    at: float
+    before: list[np.ndarray]
+    after: list[np.ndarray]
+
+    @property
+    def pair(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The last frame before the join and the first new frame after it (None where the file has no
+        frame on one side)."""
+        return (self.before[-1], _across(self.before, self.after)) if self.before and self.after else None
+
+
+def join_views(video: Path, joins_at: list[float]) -> list[JoinView]:
+    """The frames around every join, decoded once for both the seam figures and the review page."""
     with av.open(str(video)) as container:
-        for at in joins_at:
-            before, after = _sides(_frames_around(container, at), at)
-            pairs.append((before[-1], _across(before, after)) if before and after else None)
-    return pairs
+        return [JoinView(at, *_sides(_frames_around(container, at), at)) for at in joins_at]
 
 
-def measure_seams(video: Path, joins_at: list[float]) -> list[SeamMeasure]:
-    measures = []
+def measure_seams(video: Path, views: list[JoinView]) -> list[SeamMeasure | None]:
+    """The figures of every join (None where the file has no frame on one side of it)."""
     with av.open(str(video)) as container:
         duration = float(container.duration / av.time_base) if container.duration else 0.0
     sound = decode_audio_span(video, 0.0, 0.0, duration)
     half = round(AUDIO_WINDOW_S * AUDIO_RATE)
-    with av.open(str(video)) as container:
-        for at in joins_at:
-            before, after = _sides(_frames_around(container, at), at)
-            if not before or not after:
-                continue
-            across = _across(before, after)
-            neighbours = [_mad(x, y) for x, y in itertools.pairwise(before)]
-            neighbours += [_mad(x, y) for x, y in itertools.pairwise(after[1:])]
-            typical = statistics.median(neighbours) if neighbours else 0.0
-            jump = _mad(before[-1], across)
-            centre = round(at * AUDIO_RATE)
-            audio = sound[:, max(0, centre - half) : centre + half]
-            measures.append(
-                SeamMeasure(
-                    at_s=round(at, 4),
-                    colour_delta=round(colour_delta(before[-1], across), 3),
-                    motion_jump=round(jump / max(typical, MOTION_FLOOR), 3),
-                    audio_jump_db=round(
-                        _rms_db(audio[:, audio.shape[1] // 2 :]) - _rms_db(audio[:, : audio.shape[1] // 2]), 2
-                    ),
-                )
-            )
-    return measures
+    return [_measure(view, sound, half) for view in views]
+
+
+def _measure(view: JoinView, sound: np.ndarray, half: int) -> SeamMeasure | None:
+    if view.pair is None:
+        return None
+    before, after = view.before, view.after
+    last, across = view.pair
+    neighbours = [_mad(x, y) for x, y in itertools.pairwise(before)]
+    neighbours += [_mad(x, y) for x, y in itertools.pairwise(after[1:])]
+    typical = statistics.median(neighbours) if neighbours else 0.0
+    centre = round(view.at * AUDIO_RATE)
+    audio = sound[:, max(0, centre - half) : centre + half]
+    return SeamMeasure(
+        at_s=round(view.at, 4),
+        colour_delta=round(colour_delta(last, across), 3),
+        motion_jump=round(_mad(last, across) / max(typical, MOTION_FLOOR), 3),
+        audio_jump_db=round(_rms_db(audio[:, audio.shape[1] // 2 :]) - _rms_db(audio[:, : audio.shape[1] // 2]), 2),
+    )

@@ -4,6 +4,7 @@ contact sheet, in every continuation mode."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -14,9 +15,9 @@ from sora_extend.media.contact_sheet import contact_sheet
 from sora_extend.media.drift import Drift, drift, signature
 from sora_extend.media.frames import first_frame, last_frame
 from sora_extend.media.images import decode_png, encode_png, psnr, ssim
-from sora_extend.media.seams import join_frames, measure_seams
+from sora_extend.media.seams import JoinView, measure_seams
 from sora_extend.pipeline.job import Job
-from sora_extend.pipeline.records import FinalRecord, HandoffRecord, ImageRecord, KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.records import HandoffRecord, ImageRecord, KeyframeRecord, SegmentRecord
 from sora_extend.pipeline.steps import MergeStep
 from sora_extend.pipeline.stored import read_image
 
@@ -86,11 +87,20 @@ def _similarity(job: Job, still: ImageRecord, frame: np.ndarray) -> tuple[float,
     return round(min(psnr(image, frame), MAX_PSNR), 2), round(ssim(image, frame), 4)
 
 
-def seam_report(job: Job, step: MergeStep, records: Mapping[str, object], final: FinalRecord) -> list[SeamRecord]:
-    video = job.cache.fetch(job.store, final.path, final.sha256)
-    measures = measure_seams(video, final.joins_at)
+def seam_report(
+    job: Job,
+    step: MergeStep,
+    records: Mapping[str, object],
+    video: Path,
+    views: list[JoinView],
+    ends: dict[int, tuple[np.ndarray, np.ndarray]],
+) -> list[SeamRecord]:
+    """seams.json: the figures of every join of the final `video`, with how closely the clips either side
+    start and end on the still they share (from the segments' own first and last frames, `ends`)."""
     seams = []
-    for boundary, measure in enumerate(measures, start=1):
+    for boundary, measure in enumerate(measure_seams(video, views), start=1):
+        if measure is None:
+            continue
         before, after = records[step.segments[boundary - 1]], records[step.segments[boundary]]
         shared_id = step.joins[boundary - 1]
         shared = records.get(shared_id) if shared_id else None
@@ -98,10 +108,10 @@ def seam_report(job: Job, step: MergeStep, records: Mapping[str, object], final:
         figures: dict[str, float | int | str | None] = {}
         if isinstance(shared, ImageRecord) and after.seeded_from_sha256 == shared.sha256:
             figures["shared"] = "keyframe" if isinstance(shared, KeyframeRecord) else "hand-off"
-            start = _similarity(job, shared, first_frame(job.cache.fetch(job.store, after.path, after.sha256)))
+            start = _similarity(job, shared, ends[after.index][0])
             if start:
                 figures["start_psnr"], figures["start_ssim"] = start
-            end = _similarity(job, shared, last_frame(job.cache.fetch(job.store, before.path, before.sha256)))
+            end = _similarity(job, shared, ends[before.index][1])
             if end and isinstance(shared, KeyframeRecord):  # a hand-off frame is the last frame by construction
                 figures["end_psnr"] = end[0]
         if isinstance(shared, HandoffRecord):
@@ -146,12 +156,11 @@ def write_contact_sheet(job: Job, ends: dict[int, tuple[np.ndarray, np.ndarray]]
 
 
 def join_pairs(
-    job: Job, final: FinalRecord | None, ends: dict[int, tuple[np.ndarray, np.ndarray]]
+    views: list[JoinView] | None, ends: dict[int, tuple[np.ndarray, np.ndarray]]
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per join, the last frame before it and the first new frame after it: as the final video shows them
-    (trimmed tails, crossfades and the repeated hand-off frame included), or, before there is one, the
-    segments' own last and first frames."""
-    if final is None:
+    (`views`: trimmed tails, crossfades and the repeated hand-off frame included), or, before there is one,
+    the segments' own last and first frames."""
+    if views is None:
         return {k: (ends[k][1], ends[k + 1][0]) for k in sorted(ends) if k + 1 in ends}
-    video = job.cache.fetch(job.store, final.path, final.sha256)
-    return {k: pair for k, pair in enumerate(join_frames(video, final.joins_at), start=1) if pair is not None}
+    return {k: view.pair for k, view in enumerate(views, start=1) if view.pair is not None}

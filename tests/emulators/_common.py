@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from sora_extend.media.frames import iter_frames
-from sora_extend.media.images import decode_png
+from sora_extend.media.images import decode_png, encode_jpeg
 from sora_extend.preview import PreviewSpec, render_preview
 from tests.emulators.faults import Fault, FaultBook
 
@@ -361,16 +361,9 @@ def render_clip(job: ClipJob, out: Path, last_frame: np.ndarray | None = None) -
     return render_preview(spec, job.first_frame, out, last_frame)
 
 
-def encode_jpeg(rgb: np.ndarray) -> bytes:
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:  # pragma: no cover - OpenCV only fails on invalid arrays
-        raise ValueError("JPEG encoding failed")
-    return buffer.tobytes()
-
-
 def thumbnail_jpeg(video: Path) -> bytes:
     for frame in iter_frames(video):
-        return encode_jpeg(frame.rgb)
+        return encode_jpeg(frame.rgb, quality=90)
     raise ValueError(f"{video.name} has no frames")
 
 
@@ -382,7 +375,7 @@ def spritesheet_jpeg(video: Path, tiles: int = 5) -> bytes:
     picks = [frames[round(i * (len(frames) - 1) / max(1, tiles - 1))] for i in range(tiles)]
     height, width = picks[0].shape[:2]
     small = [cv2.resize(rgb, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA) for rgb in picks]
-    return encode_jpeg(np.concatenate(small, axis=1))
+    return encode_jpeg(np.concatenate(small, axis=1), quality=90)
 
 
 class EmulatorBase:
