@@ -26,6 +26,7 @@ from sora_extend import layout
 from sora_extend.errors import BudgetExceededError, InputError, MediaError
 from sora_extend.request import ExtendRequest, allowed_values, explain, normalise_storage_url
 from sora_extend.settings import API_KEYS, MAX_RETENTION_DAYS, Settings, get_settings, missing_keys
+from sora_extend.storage.retention import purge_outputs
 from sora_extend.storage.store import JobStore, check_storage, open_filesystem
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -334,12 +335,17 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    storage = _storage_of(args.storage, get_settings())
-    _check_prefect_server()
-    _prefect_environment()
-    from flows.purge import purge_outputs_flow
+    settings = get_settings()
+    storage = _storage_of(args.storage, settings)
+    # Straight to storage: a purge needs no flow run (the purge-outputs deployment records its own). Prefect is
+    # asked only for S3 keys kept in a Secret block.
+    if settings.aws_credentials_block:
+        _check_prefect_server()
+        _prefect_environment()
+        from tasks.secrets import storage_settings
 
-    report = purge_outputs_flow(storage=storage, older_than_days=args.older_than_days, dry_run=args.dry_run)
+        settings = storage_settings(settings)
+    report = purge_outputs(storage, args.older_than_days, dry_run=args.dry_run, settings=settings)
     for line in report.lines():
         print(line)
     return EXIT_OK
