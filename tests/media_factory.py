@@ -55,6 +55,23 @@ def beep(seconds: float, at: float | None, rate: int = AUDIO_RATE, length: float
     return samples
 
 
+def music_bed(seconds: float, rate: int = AUDIO_RATE, seed: int = 0) -> np.ndarray:
+    """A stereo bed like a soundtrack, not silence: a slowly swelling chord over band-limited noise,
+    peaking under 0.2 so a 0.5 beep on top stays detectable. (An AAC encoder is several times faster on
+    silence, so a merge benchmark on silent clips flatters whoever re-encodes audio.)"""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * rate)
+    t = np.arange(n) / rate
+    chord = sum(np.sin(2 * np.pi * hz * t + rng.uniform(0, 6.3)) for hz in rng.choice([196, 247, 294, 330, 392], 3))
+    swell = 0.6 + 0.4 * np.sin(2 * np.pi * 0.25 * t + rng.uniform(0, 6.3))
+    walk = np.cumsum(rng.normal(0, 1, (2, n)), axis=1)  # brown noise, minus its slow drift: band-limited
+    noise = walk - np.array([np.convolve(channel, np.ones(480) / 480, "same") for channel in walk])
+    noise /= max(float(np.abs(noise).max()), 1e-9)
+    left = 0.04 * chord * swell + 0.05 * noise[0]
+    right = 0.04 * np.roll(chord, 37) * swell + 0.05 * noise[1]
+    return np.stack([left, right]).astype(np.float32)
+
+
 def write_clip(
     path: Path,
     frames: int,
@@ -69,9 +86,11 @@ def write_clip(
     gop_seconds: float = 1.0,
     spoil_last: int = 0,
     spoil: str = "black",
+    bed: bool = False,
 ) -> Path:
     """An indexed clip; `first` replaces frame 0 (a hand-off frame); a flash and beep at `flash_frame`;
-    the last `spoil_last` frames faded to black or motion-blurred (what the hand-off guard must skip)."""
+    the last `spoil_last` frames faded to black or motion-blurred (what the hand-off guard must skip);
+    `bed`: a music-and-noise soundtrack under the beep instead of silence."""
     has_audio = audio_seconds != 0
     with Mp4Writer(path, width=width, height=height, fps=fps, audio=has_audio, gop_seconds=gop_seconds) as writer:
         for i in range(frames):
@@ -84,7 +103,8 @@ def write_clip(
             writer.write_frame(frame)
         if has_audio:
             seconds = audio_seconds if audio_seconds is not None else frames / fps
-            writer.write_audio(beep(seconds, flash_frame / fps if flash_frame is not None else None))
+            sound = beep(seconds, flash_frame / fps if flash_frame is not None else None)
+            writer.write_audio(sound + music_bed(seconds, seed=start_index) if bed else sound)
     return path
 
 
