@@ -37,13 +37,11 @@ import psutil
 from moto.server import ThreadedMotoServer
 
 from tests.emulators.fal import STATS_PATH, environment_for
-from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE
-from tests.server_stack import ServerStack, free_port, kill_tree
+from tests.server_stack import S3_KEYS, ServerStack, free_port, kill_tree, shared_storage_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SUSTAINED = 1.25  # the last of N videos finishes within this factor of one video alone
 OPTIONS = {"provider": "fal", "model": "tiny-fal", "segments": 2, "seconds": 1, "resolution": "360p"}
-S3_KEYS = {"aws_access_key_id": "bench-key", "aws_secret_access_key": "bench-secret"}
 
 
 class CpuSampler:
@@ -168,16 +166,8 @@ def main() -> int:
         stack = ServerStack(
             Path(folder),
             {
-                "SORA_EXTEND_STORAGE": "s3://bench/jobs",
-                "SORA_EXTEND_S3_ENDPOINT_URL": endpoint,
-                "AWS_ACCESS_KEY_ID": S3_KEYS["aws_access_key_id"],
-                "AWS_SECRET_ACCESS_KEY": S3_KEYS["aws_secret_access_key"],
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "SORA_EXTEND_LOCK_BACKEND": "storage",
-                "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "remote-file-system/sora-extend-results",
-                "SORA_EXTEND_CATALOGUE_FILE": str(TEST_MODEL_CATALOGUE),
+                **shared_storage_env("s3://bench/jobs", endpoint),
                 "SORA_EXTEND_POLL_INTERVAL_S": "1",
-                "PREFECT_WORKER_QUERY_SECONDS": "2",
                 **environment_for(fal_url, "fal-test-key"),
             },
         )

@@ -37,6 +37,29 @@ AUTH = ("admin", "stack-test-password")
 PRIVATE_PREFIXES = ("PREFECT_", "SORA_EXTEND_", "AWS_", "FAL_")
 
 
+# moto accepts any keys; the programs get them the way a real deployment would, from the environment.
+S3_KEYS = {"aws_access_key_id": "moto-key", "aws_secret_access_key": "moto-secret"}
+
+
+def shared_storage_env(storage: str, s3_endpoint: str) -> dict[str, str]:
+    """What every program of a several-machine set-up needs to share one job storage: S3 and its keys, the
+    storage lock backend, task results in the results block `sora-extend bootstrap --results-block` saves,
+    and the catalogue with the emulator's test model."""
+    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE
+
+    return {
+        "SORA_EXTEND_STORAGE": storage,
+        "SORA_EXTEND_S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": S3_KEYS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": S3_KEYS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SORA_EXTEND_LOCK_BACKEND": "storage",
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "remote-file-system/sora-extend-results",
+        "SORA_EXTEND_CATALOGUE_FILE": str(TEST_MODEL_CATALOGUE),
+        "PREFECT_WORKER_QUERY_SECONDS": "2",  # default 10: the same behaviour, sooner
+    }
+
+
 def _clean_env() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith(PRIVATE_PREFIXES)}
 

@@ -31,8 +31,8 @@ from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary
 
 from deployments.bootstrap import RESUME_TAG, bootstrap, ensure_automations
 from tests.emulators import FalEmulator
-from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE, with_test_model
-from tests.server_stack import AUTH, POOL, ServerStack, kill_tree
+from tests.emulators.fal_schemas import with_test_model
+from tests.server_stack import AUTH, POOL, S3_KEYS, ServerStack, kill_tree, shared_storage_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,6 @@ PROMPTS = [f"Paper lantern {n} drifting down a night river" for n in range(1, 5)
 REFUSED = "forbidden-word"
 # Without the background-networking flags Chromium's own connections are refused here and slow every page.
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-S3_KEYS = {"aws_access_key_id": "moto-key", "aws_secret_access_key": "moto-secret"}
 
 
 @dataclass
@@ -79,17 +78,9 @@ def production(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iter
         stack = ServerStack(
             tmp_path_factory.mktemp("production"),
             {
-                "SORA_EXTEND_STORAGE": f"s3://{bucket}/jobs",
-                "SORA_EXTEND_S3_ENDPOINT_URL": s3_server,
-                "AWS_ACCESS_KEY_ID": S3_KEYS["aws_access_key_id"],
-                "AWS_SECRET_ACCESS_KEY": S3_KEYS["aws_secret_access_key"],
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "SORA_EXTEND_LOCK_BACKEND": "storage",
-                "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "remote-file-system/sora-extend-results",
-                "SORA_EXTEND_CATALOGUE_FILE": str(TEST_MODEL_CATALOGUE),
+                **shared_storage_env(f"s3://{bucket}/jobs", s3_server),
                 "SORA_EXTEND_POLL_INTERVAL_S": "0.5",
                 "SORA_EXTEND_MAX_CRASH_RESTARTS": str(MAX_CRASH_RESTARTS),
-                "PREFECT_WORKER_QUERY_SECONDS": "2",  # default 10: the same behaviour, sooner
                 **fal.environment(),
             },
         )

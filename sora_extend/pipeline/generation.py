@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sora_extend.errors import (
     LookupUnavailable,
@@ -59,6 +59,18 @@ class Generated:
     entry: LedgerEntry
     resumed: bool
     render_s: float
+
+    def paid_fields(self) -> dict[str, Any]:
+        """The fields every paid record takes from its generation: which request, what it cost, how long."""
+        return {
+            "endpoint": self.submission.endpoint,
+            "request_id": self.submission.request_id,
+            "cost_usd": self.entry.cost_usd,
+            "price_source": self.entry.price_source,
+            "submitted_at": self.submission.submitted_at,
+            "render_s": self.render_s,
+            "resumed": self.resumed,
+        }
 
 
 def once(job: Job, key: str, stored: Callable[[], RecordT | None], produce: Callable[[], RecordT]) -> RecordT:

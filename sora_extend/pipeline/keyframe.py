@@ -95,9 +95,8 @@ def render_keyframe(
             take=step.take,
             key=request.content_key,
             provider=provider.name,
+            **made.paid_fields(),
             model=request.model,
-            endpoint=made.submission.endpoint,
-            request_id=made.submission.request_id,
             mode=request.mode,
             prompt=step.still.prompt,
             edit_of=step.still.edit_of,
@@ -107,11 +106,6 @@ def render_keyframe(
             height=request.height,
             returned_width=int(returned.shape[1]),
             returned_height=int(returned.shape[0]),
-            cost_usd=made.entry.cost_usd,
-            price_source=made.entry.price_source,
-            submitted_at=made.submission.submitted_at,
-            render_s=made.render_s,
-            resumed=made.resumed,
         )
         job.store.write_json(record_rel, record)
         complete(job, made)

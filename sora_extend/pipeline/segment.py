@@ -174,9 +174,8 @@ def render_segment(
             take=step.take,
             key=request.content_key,
             provider=provider.name,
+            **made.paid_fields(),
             model=job.spec.id,
-            endpoint=made.submission.endpoint,
-            request_id=made.submission.request_id,
             mode=request.mode,
             prompt=step.shot.prompt,
             seconds=step.shot.seconds,
@@ -194,11 +193,6 @@ def render_segment(
             duration=info.video.duration or info.duration,
             frames=info.video.frames,
             has_audio=info.audio is not None,
-            cost_usd=made.entry.cost_usd,
-            price_source=made.entry.price_source,
-            submitted_at=made.submission.submitted_at,
-            render_s=made.render_s,
-            resumed=made.resumed,
         )
         job.store.write_json(record_rel, record)
         complete(job, made)
