@@ -1,10 +1,11 @@
 """`sora-extend`: the command line.
 
-`run` and `purge` start Prefect flows (on Prefect's embedded local server when PREFECT_API_URL is
-unset); `serve` serves the job storage to browsers; every other command works without Prefect and returns
-at once. Whatever can be checked without a server (settings, keys, storage, paths, numbers) is checked
-before Prefect starts. Exit codes: 0 done, 1 the run failed (everything finished so far stays in storage),
-2 bad input (nothing was spent), each with one `error:` line per problem and no traceback.
+`run` starts the Prefect flow (on Prefect's embedded local server when PREFECT_API_URL is unset) and
+`bootstrap` sets up a Prefect server; `serve` serves the job storage to browsers; every other command works
+without Prefect and returns at once. Whatever can be checked without a server (settings, keys, storage,
+paths, numbers) is checked before Prefect starts. Exit codes: 0 done, 1 the run failed (everything
+finished so far stays in storage), 2 bad input (nothing was spent), each with one `error:` line per
+problem and no traceback.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sora_extend.errors import BudgetExceededError, InputError, MediaError
 from sora_extend.request import ExtendRequest, allowed_values, explain, normalise_storage_url
 from sora_extend.settings import API_KEYS, MAX_RETENTION_DAYS, Settings, get_settings, missing_keys
 from sora_extend.storage.retention import purge_outputs
-from sora_extend.storage.store import JobStore, check_storage, open_filesystem
+from sora_extend.storage.store import JobStore, check_storage, open_filesystem, unwritable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MAX_SIDE = 8192  # pixels: --size beyond this is a typo, not a video
@@ -74,11 +75,9 @@ def _output_file(text: str) -> Path:
     target = Path(text).expanduser()
     if not text.strip() or target.is_dir():
         raise argparse.ArgumentTypeError(f"'{text}' is a folder, not a file path such as ./video.mp4")
-    existing = target.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"'{text}' cannot be written: {existing} is not a writable folder")
+    problem = unwritable(target.parent)
+    if problem:
+        raise argparse.ArgumentTypeError(f"'{text}' cannot be written: {problem}")
     return target
 
 

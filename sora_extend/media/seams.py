@@ -69,7 +69,7 @@ def _across(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class JoinView:
+class JoinWindow:
     """What the final video shows around one join: the frames before it and from it on."""
 
     at: float
@@ -83,33 +83,33 @@ class JoinView:
         return (self.before[-1], _across(self.before, self.after)) if self.before and self.after else None
 
 
-def join_views(video: Path, joins_at: list[float]) -> list[JoinView]:
+def join_windows(video: Path, joins_at: list[float]) -> list[JoinWindow]:
     """The frames around every join, decoded once for both the seam figures and the review page."""
     with av.open(str(video)) as container:
-        return [JoinView(at, *_sides(_frames_around(container, at), at)) for at in joins_at]
+        return [JoinWindow(at, *_sides(_frames_around(container, at), at)) for at in joins_at]
 
 
-def measure_seams(video: Path, views: list[JoinView]) -> list[SeamMeasure | None]:
+def measure_seams(video: Path, windows: list[JoinWindow]) -> list[SeamMeasure | None]:
     """The figures of every join (None where the file has no frame on one side of it)."""
     with av.open(str(video)) as container:
         duration = float(container.duration / av.time_base) if container.duration else 0.0
     sound = decode_audio_span(video, 0.0, 0.0, duration)
     half = round(AUDIO_WINDOW_S * AUDIO_RATE)
-    return [_measure(view, sound, half) for view in views]
+    return [_measure(window, sound, half) for window in windows]
 
 
-def _measure(view: JoinView, sound: np.ndarray, half: int) -> SeamMeasure | None:
-    if view.pair is None:
+def _measure(window: JoinWindow, sound: np.ndarray, half: int) -> SeamMeasure | None:
+    if window.pair is None:
         return None
-    before, after = view.before, view.after
-    last, across = view.pair
+    before, after = window.before, window.after
+    last, across = window.pair
     neighbours = [_mad(x, y) for x, y in itertools.pairwise(before)]
     neighbours += [_mad(x, y) for x, y in itertools.pairwise(after[1:])]
     typical = statistics.median(neighbours) if neighbours else 0.0
-    centre = round(view.at * AUDIO_RATE)
+    centre = round(window.at * AUDIO_RATE)
     audio = sound[:, max(0, centre - half) : centre + half]
     return SeamMeasure(
-        at_s=round(view.at, 4),
+        at_s=round(window.at, 4),
         colour_delta=round(colour_delta(last, across), 3),
         motion_jump=round(_mad(last, across) / max(typical, MOTION_FLOOR), 3),
         audio_jump_db=round(_rms_db(audio[:, audio.shape[1] // 2 :]) - _rms_db(audio[:, : audio.shape[1] // 2]), 2),

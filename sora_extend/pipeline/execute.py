@@ -8,7 +8,6 @@ results must reach storage), and the outcome names the first failure. Every fini
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -16,8 +15,6 @@ from typing import Protocol, TypeVar
 
 from sora_extend.events import emit
 from sora_extend.pipeline.steps import RunGraph, WorkStep
-
-logger = logging.getLogger(__name__)
 
 HandleT = TypeVar("HandleT", bound=Hashable)
 

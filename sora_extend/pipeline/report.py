@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
-from sora_extend.media.seams import join_views
+from sora_extend.media.seams import join_windows
 from sora_extend.pipeline.assemble import Manifest, records_of, write_manifest
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.records import FinalRecord, SegmentRecord
@@ -55,11 +55,11 @@ def write_report(
         report.drift = drift_report(job, segments)
     finals = records_of(records, FinalRecord)
     final = finals[0] if finals and graph is not None else None
-    views = None
+    windows = None
     if final is not None and graph is not None:
         video = job.cache.fetch(job.store, final.path, final.sha256)
-        views = join_views(video, final.joins_at)
-        report.seams = seam_report(job, graph.merge, records, video, views, ends)
-    pairs = join_pairs(views, ends)
+        windows = join_windows(video, final.joins_at)
+        report.seams = seam_report(job, graph.merge, records, video, windows, ends)
+    pairs = join_pairs(windows, ends)
     report.review_link = write_review_page(job, manifest, graph, report.seams, report.drift, pairs)
     return report

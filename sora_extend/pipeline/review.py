@@ -15,7 +15,7 @@ from sora_extend.media.contact_sheet import contact_sheet
 from sora_extend.media.drift import Drift, drift, signature
 from sora_extend.media.frames import first_frame, last_frame
 from sora_extend.media.images import decode_png, encode_png, psnr, ssim
-from sora_extend.media.seams import JoinView, measure_seams
+from sora_extend.media.seams import JoinWindow, measure_seams
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.records import HandoffRecord, ImageRecord, KeyframeRecord, SegmentRecord
 from sora_extend.pipeline.steps import MergeStep
@@ -92,13 +92,13 @@ def seam_report(
     step: MergeStep,
     records: Mapping[str, object],
     video: Path,
-    views: list[JoinView],
+    windows: list[JoinWindow],
     ends: dict[int, tuple[np.ndarray, np.ndarray]],
 ) -> list[SeamRecord]:
     """seams.json: the figures of every join of the final `video`, with how closely the clips either side
     start and end on the still they share (from the segments' own first and last frames, `ends`)."""
     seams = []
-    for boundary, measure in enumerate(measure_seams(video, views), start=1):
+    for boundary, measure in enumerate(measure_seams(video, windows), start=1):
         if measure is None:
             continue
         before, after = records[step.segments[boundary - 1]], records[step.segments[boundary]]
@@ -156,11 +156,11 @@ def write_contact_sheet(job: Job, ends: dict[int, tuple[np.ndarray, np.ndarray]]
 
 
 def join_pairs(
-    views: list[JoinView] | None, ends: dict[int, tuple[np.ndarray, np.ndarray]]
+    windows: list[JoinWindow] | None, ends: dict[int, tuple[np.ndarray, np.ndarray]]
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per join, the last frame before it and the first new frame after it: as the final video shows them
-    (`views`: trimmed tails, crossfades and the repeated hand-off frame included), or, before there is one,
+    (`windows`: trimmed tails, crossfades and the repeated hand-off frame included), or, before there is one,
     the segments' own last and first frames."""
-    if views is None:
+    if windows is None:
         return {k: (ends[k][1], ends[k + 1][0]) for k in sorted(ends) if k + 1 in ends}
-    return {k: view.pair for k, view in enumerate(views, start=1) if view.pair is not None}
+    return {k: window.pair for k, window in enumerate(windows, start=1) if window.pair is not None}

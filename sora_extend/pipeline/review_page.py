@@ -4,6 +4,8 @@ and the contact sheet. Written with the manifest, from what exists so far."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sora_extend import layout
@@ -84,6 +86,29 @@ def _state(step: str, record: PaidResult | None, failed_step: str | None) -> Pie
     return "failed" if step == failed_step else "pending"
 
 
+def _piece(
+    step: str,
+    label: str,
+    record: PaidResult | None,
+    manifest: Manifest,
+    planned: tuple[str, str],
+    **extra: Any,
+) -> PieceView:
+    """A segment or keyframe as the page shows it: from its record once it exists, else from the plan
+    (`planned`: its prompt and model)."""
+    return PieceView(
+        step=step,
+        label=label,
+        state=_state(step, record, manifest.failed_step),
+        prompt=record.prompt if record else planned[0],
+        model=record.model if record else planned[1],
+        request_id=record.request_id if record else "",
+        cost_usd=record.cost_usd if record else None,
+        take=record.take if record else 1,
+        **extra,
+    )
+
+
 def _segments(job: Job, plan: ShotPlan, manifest: Manifest, drift: list[DriftRecord]) -> list[PieceView]:
     records = {record.index: record for record in manifest.segments}
     figures = {figure.segment: figure for figure in drift}
@@ -94,16 +119,13 @@ def _segments(job: Job, plan: ShotPlan, manifest: Manifest, drift: list[DriftRec
         take = record.take if record else 1
         key = f"{job.job_id}-rerender-{shot.index:02d}-take{take + 1}"
         pieces.append(
-            PieceView(
-                step=segment_id(shot.index),
-                label=f"Segment {shot.index}",
-                state=_state(segment_id(shot.index), record, manifest.failed_step),
-                prompt=record.prompt if record else shot.prompt,
-                model=record.model if record else job.request.model or "",
+            _piece(
+                segment_id(shot.index),
+                f"Segment {shot.index}",
+                record,
+                manifest,
+                (shot.prompt, job.request.model or ""),
                 seconds=record.seconds if record else shot.seconds,
-                request_id=record.request_id if record else "",
-                cost_usd=record.cost_usd if record else None,
-                take=take,
                 drift=figures.get(shot.index),
                 command=run_command(job.request, storage, [shot.index]),
                 api_call=api_command(job.request, storage, [shot.index], key),
@@ -118,15 +140,12 @@ def _keyframes(plan: ShotPlan, manifest: Manifest) -> list[PieceView]:
     for still in plan.stills:
         record = records.get(still.index)
         pieces.append(
-            PieceView(
-                step=keyframe_id(still.index),
-                label=f"Keyframe {still.index}",
-                state=_state(keyframe_id(still.index), record, manifest.failed_step),
-                prompt=record.prompt if record else still.prompt,
-                model=record.model if record else "",
-                request_id=record.request_id if record else "",
-                cost_usd=record.cost_usd if record else None,
-                take=record.take if record else 1,
+            _piece(
+                keyframe_id(still.index),
+                f"Keyframe {still.index}",
+                record,
+                manifest,
+                (still.prompt, ""),
                 image=record.path if record else None,
             )
         )

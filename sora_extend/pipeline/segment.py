@@ -161,8 +161,9 @@ def render_segment(
         made = generate(job, provider, request, price, verify_video, gate)
         checked = made.checked
         assert isinstance(checked, MediaInfo)
-        made.local = new_part(job, provider, request, made.local, checked)
-        info = probe(made.local)
+        kept = new_part(job, provider, request, made.local, checked)
+        info = checked if kept == made.local else probe(kept)  # probed again only when the head was cut off
+        made.local = kept
         assert info.video is not None
         sha = sha256_file(made.local)
         keep_earlier_take(job, record_rel, SegmentRecord, layout.SEGMENT_HISTORY_DIR)

@@ -67,7 +67,9 @@ def check_storage(url: str, settings: Settings | None = None) -> str:
     try:
         fs, root = open_filesystem(url, settings)
         if isinstance(fs, LocalFileSystem):
-            _check_local_folder(Path(root))
+            problem = unwritable(Path(root))
+            if problem:
+                raise InputError("storage", problem)
         else:
             # Object stores (s3fs, gcsfs, adlfs) split paths into bucket and key; a missing bucket is no error
             # to them, only an empty listing.
@@ -82,14 +84,17 @@ def check_storage(url: str, settings: Settings | None = None) -> str:
     return url
 
 
-def _check_local_folder(root: Path) -> None:
-    existing = root
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in `folder` (which need not exist yet: its nearest existing parent must be
+    a writable folder), or None when they can."""
+    existing = folder
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise InputError("storage", f"{existing} is a file, not a folder")
+        return f"{existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError("storage", f"{existing} is not writable")
+        return f"{existing} is not writable"
+    return None
 
 
 class JobStore:
