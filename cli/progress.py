@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -36,12 +36,22 @@ LABELS = {
     "queued": "queued",
     "in_progress": "in progress",
     "downloading": "downloading",
+    "judging": "judging",
+    "flawed": "flawed:",
     "done": "done",
     "stored": "done (stored)",
     "failed": "failed",
 }
-STYLES = {"done": "green", "stored": "green", "failed": "bold red", "waiting": "dim", "in_progress": "cyan"}
-RUNNING = {"started", "submitted", "resumed", "queued", "in_progress", "downloading"}
+STYLES = {
+    "done": "green",
+    "stored": "green",
+    "failed": "bold red",
+    "waiting": "dim",
+    "in_progress": "cyan",
+    "flawed": "bold magenta",
+}
+RUNNING = {"started", "submitted", "resumed", "queued", "in_progress", "downloading", "judging", "flawed"}
+SHOW_DETAIL = {"failed", "flawed"}  # states whose detail is part of what a person reads
 FINISHED = {"done", "stored", "failed"}
 
 
@@ -52,10 +62,21 @@ class Piece(BaseModel):
     state: str = "waiting"
     request_id: str | None = None
     cost_usd: float | None = None
+    earlier_usd: float = Field(0.0, description="What the piece's earlier takes cost (the quality gate retook it).")
     called_provider: bool = False
     started_at: float | None = None
     finished_at: float | None = None
     detail: str = ""
+
+    @property
+    def spent_usd(self) -> float | None:
+        return None if self.cost_usd is None and not self.earlier_usd else self.earlier_usd + (self.cost_usd or 0.0)
+
+    @property
+    def status(self) -> str:
+        """The state as a person reads it, with what the gate found when it found a flaw."""
+        words = LABELS[self.state]
+        return f"{words} {self.detail.splitlines()[0][:160]}" if self.state in SHOW_DETAIL and self.detail else words
 
     @property
     def label(self) -> str:
@@ -101,17 +122,22 @@ class Tracker:
                 piece.started_at = now
             if state in FINISHED:
                 piece.finished_at = now
+            if state == "flawed" and piece.cost_usd is not None and "→" in event.detail:  # a retake follows
+                piece.earlier_usd += piece.cost_usd
+                piece.cost_usd = None
             piece.request_id = event.request_id or piece.request_id
-            piece.cost_usd = event.cost_usd if event.cost_usd is not None else piece.cost_usd
+            # "done" carries the kept take's cost: only news for a piece this run did not submit.
+            if event.cost_usd is not None and not (state == "done" and piece.called_provider):
+                piece.cost_usd = event.cost_usd
             piece.detail = event.detail or piece.detail
-            changed = state != piece.state
+            changed = state != piece.state or state == "flawed"
             piece.state = state
             running = sum(p.paid and p.state in RUNNING for p in self.pieces.values())
             self.peak_running = max(self.peak_running, running)
             return piece.model_copy() if changed else None
 
     def cost(self) -> float:
-        return sum(piece.cost_usd or 0.0 for piece in self.pieces.values())
+        return sum(piece.spent_usd or 0.0 for piece in self.pieces.values())
 
     def eta_s(self) -> float | None:
         """Seconds left, from how long the pieces rendered in this run took; None before one finished."""
@@ -150,10 +176,12 @@ def plain_line(tracker: Tracker, piece: Piece) -> str:
     """One line of the non-terminal output: elapsed run time, piece, state, request id, cost; after a piece
     is done, the run's cost so far and the ETA."""
     parts = [f"[{clock_text(tracker.elapsed_s())}]", f"{piece.label:<11}", LABELS[piece.state]]
-    if piece.request_id:
+    if piece.state == "flawed":
+        parts.append(piece.detail.splitlines()[0][:160])
+    elif piece.request_id:
         parts.append(piece.request_id)
-    if piece.cost_usd is not None and piece.state in ("submitted", "resumed", "done", "stored"):
-        parts.append(f"${piece.cost_usd:.2f}")
+    if piece.spent_usd is not None and piece.state in ("submitted", "resumed", "done", "stored"):
+        parts.append(f"${piece.spent_usd:.2f}")
     if piece.state in ("done", "stored", "failed") and piece.started_at is not None:
         parts.append(f"in {tracker.elapsed_s(piece):.1f} s")
     if piece.state == "failed" and piece.detail:
@@ -173,10 +201,10 @@ def live_table(tracker: Tracker, title: str) -> Group:
         pieces = [piece.model_copy() for piece in tracker.pieces.values()]
     for piece in pieces:
         timing = clock_text(tracker.elapsed_s(piece)) if piece.started_at is not None else ""
-        cost = f"${piece.cost_usd:.2f}" if piece.cost_usd is not None else ""
+        cost = f"${piece.spent_usd:.2f}" if piece.spent_usd is not None else ""
         table.add_row(
             piece.label,
-            Text(LABELS[piece.state], style=STYLES.get(piece.state, "yellow")),
+            Text(piece.status, style=STYLES.get(piece.state, "yellow")),
             piece.request_id or "",
             cost,
             timing,

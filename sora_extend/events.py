@@ -14,7 +14,9 @@ from pydantic import BaseModel
 
 logger = logging.getLogger("sora_extend.events")
 
-State = Literal["started", "submitted", "resumed", "queued", "in_progress", "downloading", "done", "failed"]
+State = Literal[
+    "started", "submitted", "resumed", "queued", "in_progress", "downloading", "judging", "flawed", "done", "failed"
+]
 
 
 class Event(BaseModel):

@@ -1,8 +1,11 @@
 """The job folder's layout: every path inside `<storage>/<job-id>/`, and nowhere else.
 
     job.json  plan.json  prices.json  references/NN.png  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
+    keyframes/NN-takes.json  segments/NN-takes.json  verdicts/<key>.json  …/history/NN-takeT-<sha>.*
     frames/NN.png (+ NN.json)  ledger/<key>.json  locks/<key>.json  final.mp4  final.json
     seams.json  drift.json  contact_sheet.png  review/…  review.html  manifest.json
+
+`segments/NN.*` (`keyframes/NN.*`) is the take in use; every other take of the piece is kept in `history/`.
 
 Keyframes are numbered from 0 (the boundary before segment 1); segments and hand-off frames from 1.
 """
@@ -39,6 +42,20 @@ def keyframe(index: int) -> str:
 
 def keyframe_record(index: int) -> str:
     return f"keyframes/{index:02d}.json"
+
+
+def segment_takes(index: int) -> str:
+    """The quality gate's record of a segment: every take, its verdict, which one is used and why."""
+    return f"segments/{index:02d}-takes.json"
+
+
+def keyframe_takes(index: int) -> str:
+    return f"keyframes/{index:02d}-takes.json"
+
+
+def verdict(key: str) -> str:
+    """A judge's verdict on one take, by its content key (the file judged and what it was asked to be)."""
+    return f"verdicts/{key}.json"
 
 
 def handoff(index: int) -> str:

@@ -34,8 +34,8 @@ class Attempt(BaseModel):
 
 class LedgerEntry(BaseModel):
     key: str
-    kind: Literal["segment", "keyframe"] = "segment"
-    segment: int = Field(..., description="The segment's (or keyframe's) number.")
+    kind: Literal["segment", "keyframe", "judge"] = "segment"
+    segment: int = Field(..., description="The segment's (or keyframe's) number; a judge entry: the piece it judged.")
     take: int = 1
     provider: str
     model: str

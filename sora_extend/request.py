@@ -30,12 +30,22 @@ from sora_extend.catalogue import (
     load_catalogue,
 )
 from sora_extend.errors import InputError
+from sora_extend.quality.rules import check_gate
 
 Aspect = Literal["16:9", "9:16"]
 Resolution = Literal["360p", "480p", "512p", "720p", "768p", "1024p", "1080p", "1440p", "2160p"]
 Transition = Literal["continuous", "crossfade", "cut", "auto"]
 PromptLanguage = Literal["source", "english"]
 Continuity = Literal["chain", "keyframes", "extend"]
+QualityGate = Literal["off", "report", "retake"]
+JudgeKind = Literal["pixels", "vlm"]
+TAKE_PICK = r"^[1-9][0-9]*=[1-9][0-9]*$"
+QUALITY_GATE_HELP = (
+    "Judge every clip (and keyframe still) right after it is rendered: hard cuts, black or frozen stretches, "
+    "a clip that does not start (end) on its image, colour casts, blur, wrong length or size, missing sound. "
+    "off: no judging. report: judge and show. retake: render a flawed piece again as a new take (a new paid "
+    "request) and keep the best take, up to max_takes, within the budget."
+)
 CONTINUITY_HELP = (
     "How each clip continues the previous one. chain: image-to-video from the previous clip's last frame "
     "(one clip after another). keyframes: stills for every boundary first (one image model call each, all at "
@@ -47,6 +57,19 @@ MAX_REFERENCES = 14
 # Fields added after job ids were first derived from the request: left out of the identity while at their
 # defaults, so a job started by an earlier version is found (and resumed, not paid again) by this one.
 _LATER_FIELDS = {"continuity": "chain", "keyframe_model": None, "references": []}
+
+NOT_IDENTITY = {
+    "budget_usd",
+    "storage",
+    "rerender",
+    "rerender_keyframes",
+    "max_parallel",
+    "quality_gate",
+    "max_takes",
+    "judge",
+    "judge_model",
+    "use_takes",
+}
 
 MAX_SEGMENTS = 60
 MAX_PROMPT_CHARS = 4000
@@ -255,6 +278,40 @@ class ExtendRequest(BaseModel):
         "limits still apply on top.",
         json_schema_extra=_ui(23),
     )
+    quality_gate: QualityGate = Field(
+        "retake", title="Quality gate", description=QUALITY_GATE_HELP, json_schema_extra=_ui(24)
+    )
+    max_takes: int = Field(
+        2,
+        ge=1,
+        le=5,
+        title="Takes per piece",
+        description="quality_gate retake: the most takes of one piece (1-5), the first included. Every take is "
+        "paid for and kept in storage; the best one goes into the video.",
+        json_schema_extra=_ui(25),
+    )
+    judge: JudgeKind = Field(
+        "pixels",
+        title="Judge",
+        description="pixels: offline checks on the frames (free, no model weights). vlm: also ask a chat model with "
+        "image input (OpenAI or a gateway: SORA_EXTEND_JUDGE_BASE_URL) whether the clip keeps the subject and "
+        "setting, morphs, or follows its shot prompt; each verdict is paid for.",
+        json_schema_extra=_ui(26),
+    )
+    judge_model: str | None = Field(
+        None,
+        title="Judge model",
+        description="judge vlm: the chat model (see `sora-extend models`). Empty = gpt-4.1-mini.",
+        json_schema_extra=_catalogue_choice(27, lambda catalogue: list(catalogue.judges)),
+    )
+    use_takes: list[Annotated[str, Field(pattern=TAKE_PICK)]] = Field(
+        default_factory=list,
+        title="Use takes",
+        description="SEGMENT=TAKE, e.g. 3=1: put that stored take of the segment into the video (picked by hand "
+        "on the review page) and merge again without rendering it. Kept for later runs until the segment is "
+        "re-rendered.",
+        json_schema_extra=_ui(28),
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -309,6 +366,7 @@ class ExtendRequest(BaseModel):
             raise InputError("rerender", f"segment(s) {out_of_range} do not exist", f"1-{self.segments}")
         self.rerender = sorted(set(self.rerender))
         self._check_continuity(spec)
+        check_gate(self)
         return self
 
     def _check_continuity(self, spec: ModelSpec) -> None:
@@ -435,9 +493,15 @@ class ExtendRequest(BaseModel):
             return self.seed
         return int.from_bytes(hashlib.sha256(self.prompt.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
+    @property
+    def picks(self) -> dict[int, int]:
+        """use_takes as segment -> take."""
+        return {int(segment): int(take) for segment, take in (pick.split("=") for pick in self.use_takes)}
+
     def identity(self) -> dict[str, Any]:
-        """The fields that decide what the video is. Budget, storage, parallelism and re-render choices do not."""
-        fields = self.model_dump(exclude={"budget_usd", "storage", "rerender", "rerender_keyframes", "max_parallel"})
+        """The fields that decide what the video is. Budget, storage, parallelism, re-render choices and the
+        quality gate do not: a gated run judges (and retakes) the pieces of the same job folder."""
+        fields = self.model_dump(exclude=NOT_IDENTITY)
         for name, default in _LATER_FIELDS.items():
             if fields[name] == default:
                 del fields[name]

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     planner_api: Literal["responses", "chat"] = Field(
         "chat", description="'chat' works with every OpenAI-compatible server; 'responses' needs OpenAI's."
     )
+    judge_base_url: str | None = Field(
+        None, description="Base URL of the chat API that judges clips (`--judge vlm`); empty = openai_base_url."
+    )
+    judge_api_key: SecretStr | None = Field(
+        None, description="Key for the judge's API when it differs from OPENAI_API_KEY."
+    )
 
     poll_interval_s: float = Field(2.0, gt=0, description="Seconds between provider status polls.")
     poll_timeout_s: float = Field(
@@ -157,9 +163,11 @@ def missing_keys(request: ExtendRequest, settings: Settings) -> list[tuple[str, 
         needs.append(("openai_api_key", f"provider 'openai' (model {request.model})"))
     if request.planner == "openai":
         needs.append(("openai_api_key", "planner 'openai'"))
+    if request.judge == "vlm" and settings.judge_api_key is None:
+        needs.append(("openai_api_key", f"judge 'vlm' (model {request.judge_model})"))
     missing: dict[str, str] = {}
     for name, needed_for in needs:
-        gateway_has_own_key = settings.videos_api_key is not None and request.planner != "openai"
+        gateway_has_own_key = settings.videos_api_key is not None and needed_for.startswith("provider 'openai'")
         if getattr(settings, name) is None and not (name == "openai_api_key" and gateway_has_own_key):
             missing.setdefault(name, needed_for)
     return list(missing.items())

@@ -20,11 +20,13 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, JobState]:
     settings = settings_with_keys(request)
     job = Job(job_ref(request, settings), settings)
     prices = fix_run_inputs(job)
-    would_be = job.state().with_rerender(request.rerender, request.rerender_keyframes)
+    would_be = job.with_rerender(request.rerender, request.rerender_keyframes)
+    would_be.picks |= request.picks
     pending = pending_work(job, would_be)
     check_estimate(request, already_spent=job.ledger.spent_usd(), pending=pending, prices=prices)
     ref = job.start()
-    state = job.apply_rerender(request.rerender, request.rerender_keyframes, token=str(flow_run.get_id() or "cli"))
+    job.apply_rerender(request.rerender, request.rerender_keyframes, token=str(flow_run.get_id() or "cli"))
+    state = job.apply_picks(request.picks)
     quote = estimate(request, prices)
     get_run_logger().info(
         "job %s at %s: %d x %d s on %s/%s (%s), estimate $%.2f (%s), to render now: %d segment(s), %d keyframe(s)",

@@ -1,7 +1,8 @@
 """The model catalogue: one data table (models.toml) of every video and image model the pipeline can use.
 
-`[models.<id>]` rows are video models, `[images.<id>]` rows image models (keyframe stills). Users add or
-override rows with their own TOML file, merged over the shipped one field by field.
+`[models.<id>]` rows are video models, `[images.<id>]` rows image models (keyframe stills), `[judges.<id>]`
+chat models with image input that judge clips (`--judge vlm`). Users add or override rows with their own
+TOML file, merged over the shipped one field by field.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sora_extend.catalogue.specs import (
     DurationSpec,
     Endpoints,
     ImageModelSpec,
+    JudgeModelSpec,
     ModelSpec,
     PriceSpec,
     ProviderName,
@@ -32,6 +34,8 @@ DEFAULT_MODEL: dict[ProviderName, str] = {
     "fal": "veo31-fast",
     "openai": "openai-compatible",
 }
+# The chat model that judges clips with `--judge vlm` when the request names none.
+DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
 # The image model that renders keyframes when the request names none, by the video provider.
 DEFAULT_KEYFRAME_MODEL: dict[ProviderName, str] = {
     "preview": "preview-still",
@@ -61,6 +65,7 @@ def _get(rows: dict[str, Any], model_id: str, *, field: str, what: str, provider
 class Catalogue(BaseModel):
     models: dict[str, ModelSpec]
     images: dict[str, ImageModelSpec]
+    judges: dict[str, JudgeModelSpec]
 
     def get(self, model_id: str, provider: str | None = None) -> ModelSpec:
         """The spec for a video model, refusing unknown, mismatched and retired models with a clear message."""
@@ -71,6 +76,10 @@ class Catalogue(BaseModel):
         """The spec for a keyframe image model (any provider)."""
         hint = f" ('{model_id}' is a video model, not an image model)" if model_id in self.models else ""
         return _get(self.images, model_id, field="keyframe_model", what="image model", provider=None, hint=hint)  # type: ignore[no-any-return]
+
+    def judge(self, model_id: str) -> JudgeModelSpec:
+        """The spec for a judge model (`--judge vlm`)."""
+        return _get(self.judges, model_id, field="judge_model", what="judge model", provider=None, hint="")  # type: ignore[no-any-return]
 
     def ids(self, provider: str | None = None, *, include_retired: bool = False) -> list[str]:
         return [
@@ -95,9 +104,9 @@ def _read_tables(text: str, origin: str) -> dict[str, dict[str, dict[str, Any]]]
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError("catalogue_file", f"{origin} is not valid TOML: {exc}") from exc
-    tables = {name: data.get(name, {}) for name in ("models", "images")}
+    tables = {name: data.get(name, {}) for name in ("models", "images", "judges")}
     if not all(isinstance(rows, dict) for rows in tables.values()):
-        raise InputError("catalogue_file", f"{origin} must hold [models.<id>] and [images.<id>] tables")
+        raise InputError("catalogue_file", f"{origin} must hold [models.<id>], [images.<id>] and [judges.<id>] tables")
     return tables
 
 
@@ -115,6 +124,7 @@ def build_catalogue(override_file: Path | None = None) -> Catalogue:
         return Catalogue(
             models={model_id: ModelSpec(id=model_id, **row) for model_id, row in tables["models"].items()},
             images={model_id: ImageModelSpec(id=model_id, **row) for model_id, row in tables["images"].items()},
+            judges={model_id: JudgeModelSpec(id=model_id, **row) for model_id, row in tables["judges"].items()},
         )
     except ValueError as exc:
         raise InputError("catalogue_file", f"invalid catalogue row: {exc}") from exc
@@ -131,6 +141,7 @@ def load_catalogue() -> Catalogue:
 
 
 __all__ = [
+    "DEFAULT_JUDGE_MODEL",
     "DEFAULT_KEYFRAME_MODEL",
     "DEFAULT_MODEL",
     "PROVIDERS",
@@ -139,6 +150,7 @@ __all__ = [
     "DurationSpec",
     "Endpoints",
     "ImageModelSpec",
+    "JudgeModelSpec",
     "ModelSpec",
     "PriceSpec",
     "ProviderName",

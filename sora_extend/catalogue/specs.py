@@ -266,3 +266,34 @@ class ImageModelSpec(_Row):
 
     def cost(self, width: int, height: int) -> float:
         return round(self.price.rate(self.size_label(width, height), audio=False), 4)
+
+
+class JudgeModelSpec(_Strict):
+    """A chat model with image input that judges clips (`--judge vlm`), over any OpenAI-compatible API."""
+
+    id: str
+    family: str
+    wire_model: str | None = Field(None, description="The model name sent to the API, when it differs from the id.")
+    status: Literal["live", "retired"] = "live"
+    usd_per_million_input: float = Field(..., ge=0)
+    usd_per_million_output: float = Field(..., ge=0)
+    image_tokens: int = Field(
+        ..., ge=0, description="Input tokens one frame costs at the size the judge sends (JUDGE_IMAGE_WIDTH)."
+    )
+    price_source: str = ""
+    notes: str = ""
+    provider: str = "openai"
+    retired_note: str = ""
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def api_model(self) -> str:
+        return self.wire_model or self.id
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        usd = input_tokens * self.usd_per_million_input + output_tokens * self.usd_per_million_output
+        return round(usd / 1_000_000, 6)
+
+    def retired_message(self) -> str:
+        alternatives = ", ".join(self.alternatives) or "see `sora-extend models`"
+        return f"judge model '{self.id}' is retired: {self.retired_note} Live alternatives: {alternatives}"

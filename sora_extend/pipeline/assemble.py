@@ -28,6 +28,7 @@ from sora_extend.pipeline.records import (
     SegmentRecord,
 )
 from sora_extend.pipeline.steps import MergeStep
+from sora_extend.pipeline.takes import TakesRecord, takes_records
 from sora_extend.plan import ShotPlan
 
 logger = logging.getLogger(__name__)
@@ -98,8 +99,13 @@ class Manifest(BaseModel):
     segments: list[SegmentRecord]
     handoffs: list[HandoffRecord]
     final: FinalRecord | None
+    takes: list[TakesRecord] = Field(
+        default_factory=list,
+        description="The quality gate, per piece it judged: every take, its verdict, the one used.",
+    )
     ledger: list[LedgerEntry]
     cost_usd: float = Field(..., description="Everything billed for this job, re-renders and retries included.")
+    gate_usd: float = Field(0.0, description="What the quality gate added: takes not in use and chat model verdicts.")
     timings: dict[str, float]
     versions: dict[str, str]
 
@@ -132,6 +138,7 @@ def write_manifest(
 ) -> Manifest:
     """manifest.json: the request, the plan, every finished piece, every paid request and what it cost."""
     finals = records_of(records, FinalRecord)
+    takes = takes_records(job, plan)
     manifest = Manifest(
         job_id=job.job_id,
         storage=job.store.url(),
@@ -146,6 +153,8 @@ def write_manifest(
         segments=records_of(records, SegmentRecord),
         handoffs=records_of(records, HandoffRecord),
         final=finals[0] if finals else None,
+        takes=takes,
+        gate_usd=round(sum(piece.extra_usd for piece in takes), 4),
         ledger=sorted(job.ledger.entries(), key=lambda e: (e.kind != "keyframe", e.segment, e.created_at)),
         cost_usd=job.ledger.spent_usd(),
         timings=timings,

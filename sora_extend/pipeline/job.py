@@ -53,15 +53,23 @@ class JobState(BaseModel):
     references: list[ImageRecord] = Field(
         default_factory=list, description="The subject's reference images, as copied into the job folder."
     )
+    picks: dict[int, int] = Field(
+        default_factory=dict, description="Segment -> the stored take picked by hand (use_takes), until re-rendered."
+    )
 
-    def with_rerender(self, segments: list[int], keyframes: list[int]) -> JobState:
-        """A copy with a new take of each chosen segment and keyframe."""
-        takes, keyframe_takes = dict(self.takes), dict(self.keyframe_takes)
+    def with_rerender(
+        self, segments: list[int], keyframes: list[int], highest: dict[tuple[str, int], int] | None = None
+    ) -> JobState:
+        """A copy with a new take of each chosen segment and keyframe: one past the highest take made so far
+        (`highest`: (kind, number) -> take, retakes of the quality gate included)."""
+        highest = highest or {}
+        takes, keyframe_takes, picks = dict(self.takes), dict(self.keyframe_takes), dict(self.picks)
         for segment in segments:
-            takes[segment] = takes.get(segment, 1) + 1
+            takes[segment] = max(takes.get(segment, 1), highest.get(("segment", segment), 1)) + 1
+            picks.pop(segment, None)
         for keyframe in keyframes:
-            keyframe_takes[keyframe] = keyframe_takes.get(keyframe, 1) + 1
-        return self.model_copy(update={"takes": takes, "keyframe_takes": keyframe_takes})
+            keyframe_takes[keyframe] = max(keyframe_takes.get(keyframe, 1), highest.get(("keyframe", keyframe), 1)) + 1
+        return self.model_copy(update={"takes": takes, "keyframe_takes": keyframe_takes, "picks": picks})
 
 
 def job_ref(request: ExtendRequest, settings: Settings | None = None) -> JobRef:
@@ -111,20 +119,45 @@ class Job:
         state.status, state.error, state.finished_at = status, error, utcnow()
         return self.save_state(state)
 
+    def highest_takes(self) -> dict[tuple[str, int], int]:
+        """(kind, number) -> the highest take ever submitted for that piece, from the ledger."""
+        highest: dict[tuple[str, int], int] = {}
+        for entry in self.ledger.entries():
+            if entry.kind in ("segment", "keyframe"):
+                key = (entry.kind, entry.segment)
+                highest[key] = max(highest.get(key, 1), entry.take)
+        return highest
+
+    def with_rerender(self, segments: list[int], keyframes: list[int]) -> JobState:
+        """The state as a re-render of these pieces would leave it (not saved)."""
+        state = self.state()
+        if not (segments or keyframes):
+            return state
+        return state.with_rerender(segments, keyframes, self.highest_takes())
+
     def apply_rerender(self, segments: list[int], keyframes: list[int], token: str) -> JobState:
         """Start a new take of each chosen segment and keyframe, once per token (a retried run does not
         pay twice). Returns the state with the current takes."""
         state = self.state()
         if (segments or keyframes) and token not in state.rerender_tokens:
-            state = state.with_rerender(segments, keyframes)
+            state = self.with_rerender(segments, keyframes)
             state.rerender_tokens.append(token)
             self.save_state(state)
         return state
 
+    def apply_picks(self, picks: dict[int, int]) -> JobState:
+        """Keep the takes picked by hand for this and later runs (until the segment is re-rendered)."""
+        state = self.state()
+        if picks and any(state.picks.get(segment) != take for segment, take in picks.items()):
+            state.picks |= picks
+            self.save_state(state)
+        return state
+
     @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Held while a segment is submitted, polled and downloaded; waits for another holder to finish."""
-        hold = self.settings.poll_timeout_s + 600  # a holder gives up polling after poll_timeout_s
+    def lock(self, key: str, hold_s: float | None = None) -> Iterator[None]:
+        """Held while a segment is submitted, polled and downloaded; waits for another holder to finish
+        (for `hold_s`, by default as long as one generation can take)."""
+        hold = hold_s or self.settings.poll_timeout_s + 600  # a holder gives up polling after poll_timeout_s
         if self.settings.lock_backend == "storage":
             with storage_lock(self.store, key, ttl_s=LEASE_S, timeout_s=hold):
                 yield

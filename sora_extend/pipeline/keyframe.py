@@ -124,6 +124,6 @@ def render_keyframe(
     return once(
         job,
         key,
-        lambda: finished(job, record_rel, key, KeyframeRecord, f"keyframe {step.index}"),
+        lambda: finished(job, record_rel, key, KeyframeRecord, f"keyframe {step.index}", layout.KEYFRAME_HISTORY_DIR),
         produce,
     )

@@ -12,8 +12,9 @@ from typing import Any
 
 from sora_extend.hashing import content_key
 from sora_extend.pipeline.joins import plan_joins
-from sora_extend.pipeline.records import ImageRecord
+from sora_extend.pipeline.records import ImageRecord, PaidResult
 from sora_extend.pipeline.steps import HandoffStep, KeyframeStep, MergeStep, PlanStep, SegmentStep, WorkStep
+from sora_extend.quality.flaws import JUDGE_VERSION
 from sora_extend.request import ExtendRequest
 
 # Hand-off guard and colour anchoring settings: part of the hand-off frame's key.
@@ -112,10 +113,58 @@ def merge_key(request: ExtendRequest, step: MergeStep, inputs: Mapping[str, Any]
     )
 
 
+def verdict_key(
+    request: ExtendRequest, step: KeyframeStep | SegmentStep, inputs: Mapping[str, Any], record: PaidResult
+) -> str:
+    """A judgement: the file judged, what it was asked to be and who judged it (and how, by JUDGE_VERSION)."""
+    fields: dict[str, Any] = {
+        "judge_version": JUDGE_VERSION,
+        "piece": record.sha256,
+        "size": list(request.size),
+        "judge": request.judge,
+        "judge_model": request.judge_model,
+        "references": [reference.sha256 for reference in step.references],
+    }
+    if isinstance(step, SegmentStep):
+        fields |= {
+            "seconds": step.shot.seconds,
+            "audio": getattr(record, "audio", False),
+            "first": _sha(inputs, step.first),
+            "last": _sha(inputs, step.last),
+            "source": inputs[step.source].sha256 if step.source else None,
+            "prompt": step.shot.prompt if request.judge == "vlm" else None,
+        }
+    else:
+        fields |= {"base": _sha(inputs, step.base), "prompt": step.still.prompt if request.judge == "vlm" else None}
+    return content_key("verdict", **fields)
+
+
+def gate_key(request: ExtendRequest, step: KeyframeStep | SegmentStep) -> str:
+    """What the quality gate adds to a paid step's task key: which take it keeps depends on these."""
+    return content_key(
+        "gate",
+        gate=request.quality_gate,
+        max_takes=request.max_takes,
+        judge=request.judge,
+        judge_model=request.judge_model,
+        judge_version=JUDGE_VERSION,
+        pick=step.pick if isinstance(step, SegmentStep) else None,
+    )
+
+
 def step_key(request: ExtendRequest, job_id: str, step: PlanStep | WorkStep, inputs: Mapping[str, Any]) -> str:
-    """The key of any step, by kind."""
+    """The key of any step, by kind. A gated paid step returns the take it keeps, so its key also holds the
+    gate's settings (an ungated one keeps its key from before the gate existed)."""
     if isinstance(step, PlanStep):
         return plan_key(job_id)
+    gated = request.quality_gate != "off" or (isinstance(step, SegmentStep) and step.pick is not None)
+    if isinstance(step, KeyframeStep | SegmentStep) and gated:
+        piece = (
+            keyframe_key(request, step, inputs)
+            if isinstance(step, KeyframeStep)
+            else segment_key(request, step, inputs)
+        )
+        return f"{piece}-{gate_key(request, step)}"
     if isinstance(step, KeyframeStep):
         return keyframe_key(request, step, inputs)
     if isinstance(step, SegmentStep):

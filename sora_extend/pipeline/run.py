@@ -19,7 +19,7 @@ from sora_extend.pipeline.handoff import extract_handoff
 from sora_extend.pipeline.job import Job, JobState
 from sora_extend.pipeline.keyframe import keyframe_model, render_keyframe
 from sora_extend.pipeline.planning import plan_job
-from sora_extend.pipeline.records import KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.records import KeyframeRecord, PaidResult, SegmentRecord
 from sora_extend.pipeline.references import store_references
 from sora_extend.pipeline.segment import render_segment
 from sora_extend.pipeline.steps import (
@@ -31,6 +31,7 @@ from sora_extend.pipeline.steps import (
     WorkStep,
     build_graph,
 )
+from sora_extend.pipeline.takes import settle
 from sora_extend.plan import ShotPlan
 from sora_extend.planners import get_planner
 from sora_extend.pricing import PriceBook, price_book_for
@@ -47,6 +48,7 @@ def graph_for(request: ExtendRequest, plan: ShotPlan, state: JobState) -> RunGra
         plan,
         takes=state.takes,
         keyframe_takes=state.keyframe_takes,
+        picks=state.picks,
         colour_anchor=request.colour_anchor,
         references=tuple(state.references),
         reference_to_video=request.spec.reference is not None,
@@ -74,11 +76,15 @@ def run_step(
     spec = keyframe_model(job) if isinstance(step, KeyframeStep) else job.spec
     provider = (providers or (lambda row: get_provider(row, job.settings)))(spec)
     gate = gate_for(spec.provider) if gate_for else nullcontext
+
+    def render(piece: KeyframeStep | SegmentStep) -> PaidResult:
+        if isinstance(piece, KeyframeStep):
+            return render_keyframe(job, piece, inputs, provider, gate)
+        return render_segment(job, piece, inputs, provider, gate)
+
+    assert isinstance(step, KeyframeStep | SegmentStep)
     try:
-        if isinstance(step, KeyframeStep):
-            return render_keyframe(job, step, inputs, provider, gate)
-        assert isinstance(step, SegmentStep)
-        return render_segment(job, step, inputs, provider, gate)
+        return settle(job, step, inputs, render)
     finally:
         provider.close()
 
@@ -111,7 +117,9 @@ def pending_work(job: Job, state: JobState | None = None) -> Work:
             record = job.store.read_model(layout.keyframe_record(step.index), KeyframeRecord)  # type: ignore[assignment]
         else:
             continue
-        if record is None or record.take != step.take or not job.store.exists(record.path):
+        # A gated piece may use a later take than it started from (a retake), or one picked by hand.
+        wanted = record is not None and (record.take >= step.take or record.take == getattr(step, "pick", None))
+        if record is None or not wanted or not job.store.exists(record.path):
             missing.add(step.id)
     stale = graph.downstream(missing)
     return Work(

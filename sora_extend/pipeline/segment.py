@@ -211,6 +211,6 @@ def render_segment(
     return once(
         job,
         key,
-        lambda: finished(job, record_rel, key, SegmentRecord, f"segment {step.index}"),
+        lambda: finished(job, record_rel, key, SegmentRecord, f"segment {step.index}", layout.SEGMENT_HISTORY_DIR),
         produce,
     )

@@ -72,6 +72,7 @@ class SegmentStep(_Step):
     last: str | None = Field(None, description="The keyframe step whose image the clip ends on.")
     source: str | None = Field(None, description="extend: the segment step whose clip this one continues.")
     references: tuple[ImageRecord, ...] = Field((), description="Reference-to-video: the subject's images.")
+    pick: int | None = Field(None, description="The stored take picked by hand (use_takes), instead of judging.")
 
     @property
     def id(self) -> str:
@@ -180,20 +181,29 @@ def build_graph(
     *,
     takes: dict[int, int] | None = None,
     keyframe_takes: dict[int, int] | None = None,
+    picks: dict[int, int] | None = None,
     colour_anchor: bool = True,
     references: tuple[ImageRecord, ...] = (),
     reference_to_video: bool = False,
 ) -> RunGraph:
-    """The run for a plan in the given continuation mode. `takes` are the re-render takes per segment;
-    `references` go to every keyframe (keyframes) or, when the model has `reference_to_video`, to the
-    shots that start from nothing (segment 1 and every cut)."""
+    """The run for a plan in the given continuation mode. `takes` are the re-render takes per segment, `picks`
+    the takes picked by hand; `references` go to every keyframe (keyframes) or, when the model has
+    `reference_to_video`, to the shots that start from nothing (segment 1 and every cut)."""
     takes = takes or {}
     if continuity == "keyframes":
-        return _keyframes(plan, takes, keyframe_takes or {}, references)
-    opening = references if reference_to_video else ()
-    if continuity == "chain":
-        return _chain(plan, takes, colour_anchor, opening)
-    return _extend(plan, takes, opening)
+        graph = _keyframes(plan, takes, keyframe_takes or {}, references)
+    else:
+        opening = references if reference_to_video else ()
+        graph = _chain(plan, takes, colour_anchor, opening) if continuity == "chain" else _extend(plan, takes, opening)
+    if not picks:
+        return graph
+    steps = tuple(
+        step.model_copy(update={"pick": picks[step.index]})
+        if isinstance(step, SegmentStep) and step.index in picks
+        else step
+        for step in graph.steps
+    )
+    return graph.model_copy(update={"steps": steps})
 
 
 def _chain(plan: ShotPlan, takes: dict[int, int], colour_anchor: bool, opening: tuple[ImageRecord, ...]) -> RunGraph:

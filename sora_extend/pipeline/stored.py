@@ -15,17 +15,42 @@ logger = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT", bound=PaidResult)
 
 
-def finished(job: Job, record_rel: str, key: str, model: type[ResultT], label: str) -> ResultT | None:
-    """The stored record if it was produced from exactly this content key and its file is whole."""
-    record = job.store.read_model(record_rel, model)
-    if record is None or record.key != key:
-        return None
+def _whole(job: Job, record: PaidResult) -> bool:
     expected = getattr(record, "bytes", None)
     size = job.store.size(record.path)
-    if size is None or (expected is not None and size != expected):
-        return None
-    logger.info("%s: already rendered (%s), nothing to pay", label, record.request_id)
-    return record
+    return size is not None and (expected is None or size == expected)
+
+
+def finished(
+    job: Job, record_rel: str, key: str, model: type[ResultT], label: str, history: str | None = None
+) -> ResultT | None:
+    """The stored record produced from exactly this content key, with its file whole: the piece's record, or
+    an earlier take of it kept in `history` (the quality gate keeps every take)."""
+    candidates = [job.store.read_model(record_rel, model)]
+    if history is not None and (candidates[0] is None or candidates[0].key != key):
+        index = record_rel.rsplit("/", 1)[-1].split(".")[0]
+        candidates = [
+            job.store.read_model(f"{history}/{name}", model)
+            for name in job.store.listdir(history)
+            if name.startswith(f"{index}-take") and name.endswith(".json")
+        ]
+    for record in candidates:
+        if record is not None and record.key == key and _whole(job, record):
+            logger.info("%s: already rendered (%s), nothing to pay", label, record.request_id)
+            return record
+    return None
+
+
+def all_takes(job: Job, record_rel: str, model: type[ResultT], history: str) -> list[ResultT]:
+    """Every stored take of a piece whose file is whole: the one in use, then the earlier ones."""
+    index = record_rel.rsplit("/", 1)[-1].split(".")[0]
+    rels = [record_rel] + [
+        f"{history}/{name}"
+        for name in job.store.listdir(history)
+        if name.startswith(f"{index}-take") and name.endswith(".json")
+    ]
+    found = [job.store.read_model(rel, model) for rel in rels]
+    return [record for record in found if record is not None and _whole(job, record)]
 
 
 def read_image(job: Job, record: ImageRecord) -> bytes:

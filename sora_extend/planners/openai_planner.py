@@ -13,10 +13,10 @@ import logging
 from typing import Literal
 
 import openai
-from openai import OpenAI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sora_extend.errors import MissingKeyError, ProviderError, TerminalProviderError, TransientProviderError
+from sora_extend.errors import MissingKeyError, TerminalProviderError
+from sora_extend.openai_chat import chat_client, chat_error
 from sora_extend.plan import ShotPlan, StoryBible
 from sora_extend.planners.base import Beat, assemble_plan, detect_language
 from sora_extend.request import ExtendRequest
@@ -75,12 +75,7 @@ class OpenAIPlanner:
         self.settings = settings
         self.model = settings.planner_model
         self.name = f"openai:{self.model}"
-        self.client = OpenAI(
-            api_key=settings.openai_api_key.get_secret_value(),
-            base_url=settings.openai_base_url,
-            timeout=settings.http_timeout_s,
-            max_retries=2,
-        )
+        self.client = chat_client(settings.openai_api_key, settings.openai_base_url, settings.http_timeout_s)
 
     def plan(self, request: ExtendRequest) -> ShotPlan:
         language = "en" if request.prompt_language == "english" else detect_language(request.prompt)
@@ -131,23 +126,14 @@ class OpenAIPlanner:
             )
         except (ValidationError, json.JSONDecodeError) as exc:
             return None, f"(not valid JSON for the schema: {exc.__class__.__name__})"
-        except openai.APIStatusError as exc:
-            raise self._error(exc) from None
         except openai.OpenAIError as exc:
-            raise TransientProviderError(
-                f"the planner API could not be reached: {type(exc).__name__}", provider="openai", model=self.model
+            raise chat_error(
+                exc, "planner API", model=self.model, key_name="OPENAI_API_KEY", terminal=PlannerError
             ) from None
         message = completion.choices[0].message
         if message.refusal:
             raise PlannerError(f"the planner model refused: {message.refusal}", provider="openai", model=self.model)
         return message.parsed, message.content or ""
-
-    def _error(self, exc: openai.APIStatusError) -> ProviderError:
-        kind = TransientProviderError if exc.status_code in (408, 409, 429) or exc.status_code >= 500 else PlannerError
-        reason = f"the planner API answered HTTP {exc.status_code}: {exc.message}"
-        if exc.status_code in (401, 403):
-            reason = f"the planner API rejected the key (HTTP {exc.status_code}); check OPENAI_API_KEY"
-        return kind(reason, provider="openai", model=self.model, status_code=exc.status_code)
 
     @staticmethod
     def _problem(answer: LLMPlan | None, request: ExtendRequest) -> str:

@@ -11,6 +11,7 @@ in progress; a clip given a last image ends exactly on it; image endpoints retur
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import json
 import re
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from jsonschema import Draft202012Validator
 
 from sora_extend.media.frames import last_frame
@@ -48,6 +50,7 @@ from tests.emulators._common import (
 )
 from tests.emulators.fal_schemas import EndpointSchema, FalSchemas, Reading, frame_size, read
 from tests.emulators.faults import Fault, FaultBook, FaultKind
+from tests.flaws_factory import spoil
 
 ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
     "submit": frozenset({"status", "reset", "stuck", "lost_answer", "slow_answer"}),
@@ -58,6 +61,7 @@ ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
     "download": frozenset({"status", "reset", "truncate", "expire"}),
     "upload": frozenset({"status", "reset"}),
     "generation": frozenset({"failed"}),
+    "clip": frozenset({"flawed"}),  # video generations only (not stills)
 }
 
 
@@ -84,10 +88,13 @@ def render_plan(plan: _RenderPlan, out: Path) -> Path:
         return out
     assert plan.clip is not None
     if plan.source_video is None:
-        return render_clip(plan.clip, out, plan.last_frame)
+        render_clip(plan.clip, out, plan.last_frame)
+        return spoil(out, plan.flaw, out, np.random.default_rng(plan.clip.seed)) if plan.flaw else out  # type: ignore[arg-type]
     # An extension answers with the whole extended video: the clip sent, then the new part after it.
     part = out.with_name(out.stem + "-part.mp4")
     render_clip(plan.clip, part, plan.last_frame)
+    if plan.flaw:
+        spoil(part, plan.flaw, part, np.random.default_rng(plan.clip.seed))  # type: ignore[arg-type]
     merge_videos([plan.source_video, part], out, [JoinPlan(transition="cut")])
     return out
 
@@ -135,6 +142,7 @@ class _RenderPlan:
     still: tuple[int, int] | None = None  # an image: its size
     base_image: Any = None  # an image edit: the image it starts from
     seed: int = 0
+    flaw: str = ""  # a flaw the clip comes back with (an injected fault)
 
 
 class _Invalid(Exception):
@@ -221,6 +229,7 @@ class FalEmulator(EmulatorBase):
         self.requests: dict[str, FalRequest] = {}
         self.submissions: list[FalSubmission] = []
         self.rejections: list[dict[str, Any]] = []  # submits answered 422 (endpoint, payload, detail)
+        self.flawed: dict[str, str] = {}  # request id -> the flaw its clip came back with (injected)
         self._server = LoopbackServer(self._handle)
         self.url = f"http://127.0.0.1:{self._server.port}/"
         self.rest_url = self.url.rstrip("/")  # for fal_client.client.REST_URL and CDN_URL
@@ -356,6 +365,9 @@ class FalEmulator(EmulatorBase):
                 return json_response(422, {"detail": exc.details}, headers)
             plan, seed = None, 0
             failure = _Failure(422, {"detail": exc.details}, exc.details[0]["msg"], "validation_error")
+        flawed = self._faults.take("clip") if plan is not None and plan.clip is not None else None
+        if flawed is not None and plan is not None:
+            plan = dataclasses.replace(plan, flaw=flawed.flaw)
         generation = self._faults.take("generation")
         if generation is None and any(word in str(payload.get("prompt", "")) for word in self.refused_words):
             generation = Fault.failed(422, "content_policy_violation", "The prompt was flagged by the content checker.")
@@ -363,6 +375,9 @@ class FalEmulator(EmulatorBase):
             failure = _failure_from(generation)
         stuck = fault.seconds if fault is not None and fault.kind == "stuck" else 0.0
         entry = self._register(request_id, endpoint, schema, payload, plan, seed, failure, stuck)
+        if flawed is not None:
+            with self._lock:
+                self.flawed[request_id] = flawed.flaw
         if fault is not None and fault.kind == "lost_answer":
             return Response(reset=True)  # accepted and queued: only the answer is lost
         if fault is not None and fault.kind == "slow_answer":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 FaultKind = Literal[
-    "status", "reset", "stuck", "failed", "truncate", "expire", "bad_plan", "lost_answer", "slow_answer"
+    "status", "reset", "stuck", "failed", "truncate", "expire", "bad_plan", "lost_answer", "slow_answer", "flawed"
 ]
 
 
@@ -34,6 +34,7 @@ class Fault:
     message: str = ""
     fraction: float = 0.5
     shots_delta: int = 0
+    flaw: str = ""
 
     @property
     def body(self) -> dict[str, Any] | None:
@@ -90,6 +91,12 @@ class Fault:
         if not 400 <= code <= 599:
             raise ValueError(f"a failed generation needs an HTTP error code, got {code}")
         return Fault("failed", code=code, error_type=error_type, message=message)
+
+    @staticmethod
+    def flawed(flaw: str) -> Fault:
+        """(clip) The generation succeeds, but the clip has this flaw (tests/flaws_factory.FILE_FLAWS): what
+        the quality gate must catch."""
+        return Fault("flawed", flaw=flaw)
 
     @staticmethod
     def truncate(fraction: float = 0.5) -> Fault:
