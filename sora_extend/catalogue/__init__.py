@@ -31,12 +31,14 @@ DEFAULT_MODEL: dict[ProviderName, str] = {
     "preview": "preview",
     "fal": "veo31-fast",
     "openai": "openai-compatible",
+    "comfyui": "wan22",
 }
 # The image model that renders keyframes when the request names none, by the video provider.
 DEFAULT_KEYFRAME_MODEL: dict[ProviderName, str] = {
     "preview": "preview-still",
     "fal": "nano-banana-2",
     "openai": "nano-banana-2",
+    "comfyui": "qwen-image",  # on the user's own ComfyUI servers: no key, nothing leaves their machines
 }
 
 

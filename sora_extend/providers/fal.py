@@ -235,7 +235,9 @@ class FalProvider(Provider):
             submitted_at=started,
         )
 
-    def find_submission(self, request: GenerationRequest, since: datetime) -> Submission | None:
+    def find_submission(
+        self, request: GenerationRequest, since: datetime, request_id: str | None = None
+    ) -> Submission | None:
         """The request fal received with exactly this request's arguments since `since`, if it lists one;
         raises PlatformUnavailable when the list cannot be read."""
         endpoint = self.endpoint_for(request)
