@@ -72,8 +72,8 @@ class ComfyUIProvider(Provider):
         workflow = self.workflow_for(request)
         return f"workflow {workflow.name}@{workflow.sha256[:12]}" if workflow is self.user_workflow else workflow.name
 
-    def values(self, request: GenerationRequest, client: ComfyClient) -> dict[str, Any]:
-        """What the placeholders get; images are uploaded to the server that renders the piece."""
+    def values(self, request: GenerationRequest) -> dict[str, Any]:
+        """What the placeholders other than images get."""
         values: dict[str, Any] = {
             "prompt": request.prompt,
             "negative_prompt": str(self.spec.defaults.get("negative_prompt", "")),
@@ -83,13 +83,20 @@ class ComfyUIProvider(Provider):
         }
         if isinstance(self.spec, ModelSpec):
             values |= {"seconds": request.seconds, "fps": self.spec.fps, "frames": self.spec.frames(request.seconds)}
+        return values
+
+    @staticmethod
+    def upload_images(request: GenerationRequest, client: ComfyClient) -> dict[str, str]:
+        """The image placeholders: each image uploaded to the server that renders the piece (named by its
+        content, so a still shared by two clips is one file there)."""
         images = {"start_image": request.first_frame_png, "end_image": request.last_frame_png}
         if request.images:
             images["image"] = request.images[0]
-        for name, png in images.items():
-            if png is not None:
-                values[name] = client.upload_image(png, f"{sha256_bytes(png)[:20]}.png")
-        return values
+        return {
+            name: client.upload_image(png, f"{sha256_bytes(png)[:20]}.png")
+            for name, png in images.items()
+            if png is not None
+        }
 
     # ------------------------------------------------------------------ submit, with our own id
 
@@ -108,7 +115,7 @@ class ComfyUIProvider(Provider):
         started = utcnow()
         client = self._client(server_named(self.servers, label))
         try:
-            graph = workflow.fill(self.values(request, client))
+            graph = workflow.fill(self.values(request) | self.upload_images(request, client))
             client.queue_prompt(graph, prompt_id, CLIENT_ID)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the prompt never reached the server
             raise TransientProviderError(

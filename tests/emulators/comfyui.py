@@ -80,11 +80,14 @@ class ComfyPrompt:
     content_key: str
     epoch: int  # the server's life it was queued in (a restart starts a new one)
     render: BackgroundRender = field(default_factory=BackgroundRender, repr=False)
+    started: float | None = None  # monotonic: when the server began running it
+    finished: float | None = None  # monotonic: when its history entry was written (or it was lost)
 
     def interval(self, now: float) -> tuple[float, float]:
-        if self.render.started_at is None:
+        """When the server was busy with it."""
+        if self.started is None:
             return (0.0, 0.0)
-        return (self.render.started_at, self.render.finished_at or now)
+        return (self.started, self.finished or now)
 
     def queue_item(self) -> list[Any]:
         return [self.number, self.prompt_id, self.graph, {"client_id": self.client_id}, self.outputs_to_execute]
@@ -159,6 +162,15 @@ class ComfyUIEmulator(EmulatorBase):
         self._worker.join(timeout=60)
         super().stop()
 
+    def outage(self, seconds: float) -> None:
+        """The server stops answering for `seconds` (a network or proxy outage) and keeps working."""
+        with self._lock:
+            self._down_until = time.monotonic() + seconds
+
+    def uploaded(self, name: str) -> bytes:
+        """An uploaded input file, by the name LoadImage takes (`subfolder/name`)."""
+        return (self._input / name).read_bytes()
+
     def restart(self, down_seconds: float) -> None:
         """The server process restarts: its queue and history (kept in memory) are gone, a prompt being
         rendered is lost with it, and for `down_seconds` it answers nothing. Uploads stay on disk."""
@@ -194,7 +206,7 @@ class ComfyUIEmulator(EmulatorBase):
                     self._fail = None
                 else:
                     fail = None
-            started = time.monotonic()
+            started = prompt.started = time.monotonic()
             execution = Execution(prompt.graph, self._load_image, self._output)
             if fail:
                 execution.fail_class, execution.fail_message = fail
@@ -203,6 +215,7 @@ class ComfyUIEmulator(EmulatorBase):
             least = self.render_seconds if prompt.makes_video else self.still_seconds
             time.sleep(max(0.0, started + least - time.monotonic()))
             self._finish(prompt, execution)
+            prompt.finished = time.monotonic()
 
     def _execute(self, execution: Execution, prompt: ComfyPrompt) -> Path:
         execution.run(prompt.outputs_to_execute)

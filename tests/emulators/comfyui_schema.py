@@ -169,6 +169,7 @@ def validate_prompt(
     validator = Validator(info, prompt, image_exists)
     node_errors: dict[str, Any] = {}
     good = []
+    own_reasons: list[dict[str, Any]] = []  # the output nodes' own: what the top-level details list
     for output in outputs:
         try:
             ok, _ = validator.node(output)
@@ -177,6 +178,7 @@ def validate_prompt(
         if ok:
             good.append(output)
             continue
+        own_reasons += validator.validated[output][1]
         for node_id, (_, reasons) in validator.validated.items():
             if reasons:
                 entry = node_errors.setdefault(
@@ -184,8 +186,6 @@ def validate_prompt(
                 )
                 entry["dependent_outputs"].append(output)
     if not good:
-        details = "\n".join(
-            f"{reason['message']}: {reason['details']}" for entry in node_errors.values() for reason in entry["errors"]
-        )
+        details = "\n".join(f"{reason['message']}: {reason['details']}" for reason in own_reasons)
         return _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details), node_errors, []
     return None, node_errors, good
