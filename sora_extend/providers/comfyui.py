@@ -24,11 +24,11 @@ from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.comfyui.farm import Slot, farm_servers, server_named, take_slot
 from sora_extend.comfyui.server import ComfyClient, Server, execution_failure, output_file
 from sora_extend.comfyui.workflow import Workflow, shipped, user_workflow
-from sora_extend.errors import InputError, SubmitOutcomeUnknown, TerminalProviderError, TransientProviderError
+from sora_extend.errors import InputError, TerminalProviderError, TransientProviderError
 from sora_extend.hashing import sha256_bytes
 from sora_extend.ledger import utcnow
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
-from sora_extend.providers.http import stream_to_file
+from sora_extend.providers.http import one_attempt, stream_to_file
 from sora_extend.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -115,22 +115,9 @@ class ComfyUIProvider(Provider):
         started = utcnow()
         client = self._client(server_named(self.servers, label))
         try:
-            graph = workflow.fill(self.values(request) | self.upload_images(request, client))
-            client.queue_prompt(graph, prompt_id, CLIENT_ID)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the prompt never reached the server
-            raise TransientProviderError(
-                f"could not reach ComfyUI server {label}: {type(exc).__name__}",
-                provider=self.name,
-                model=self.spec.id,
-                never_sent=True,
-            ) from None
-        except httpx.HTTPError as exc:  # sent, no answer: queued or not, its id tells
-            raise SubmitOutcomeUnknown(
-                f"queueing on ComfyUI server {label} got no answer ({type(exc).__name__})",
-                provider=self.name,
-                model=self.spec.id,
-                sent_at=started,
-            ) from None
+            with one_attempt(f"ComfyUI server {label}", provider=self.name, model=self.spec.id, started=started):
+                graph = workflow.fill(self.values(request) | self.upload_images(request, client))
+                client.queue_prompt(graph, prompt_id, CLIENT_ID)
         except TerminalProviderError as exc:
             exc.model = self.spec.id
             raise
