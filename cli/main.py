@@ -24,6 +24,7 @@ from pydantic import AliasChoices, ValidationError
 
 from cli.options import add_request_options, request_from
 from sora_extend import layout
+from sora_extend.catalogue import PROVIDERS
 from sora_extend.errors import BudgetExceededError, InputError, MediaError
 from sora_extend.request import ExtendRequest, allowed_values, explain, normalise_storage_url
 from sora_extend.settings import API_KEYS, MAX_RETENTION_DAYS, Settings, get_settings, missing_keys
@@ -169,6 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     storage = _storage_of(request.storage, settings)
     checked_references(request, settings)  # readable images of a kind and size the model takes
     _check_keys(request, settings, _check_prefect_server())
+    from sora_extend.comfyui.preflight import check_servers
+
+    check_servers(request, settings)  # ComfyUI: every server answers and has every node and model file
     _prefect_environment()
     from cli.progress import progress_view
     from flows.extend import extend_video
@@ -371,9 +375,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _limit(text: str) -> tuple[str, int]:
     provider, _, number = text.partition("=")
-    if provider not in ("preview", "fal", "openai") or not number.isdigit() or int(number) < 1:
+    if provider not in PROVIDERS or not number.isdigit() or int(number) < 1:
         raise argparse.ArgumentTypeError(
-            f"'{text}' is not PROVIDER=N with PROVIDER one of preview, fal, openai and N 1 or more"
+            f"'{text}' is not PROVIDER=N with PROVIDER one of {', '.join(PROVIDERS)} and N 1 or more"
         )
     return provider, int(number)
 

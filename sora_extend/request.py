@@ -56,7 +56,13 @@ CONTINUITY_HELP = (
 MAX_REFERENCES = 14
 # Fields added after job ids were first derived from the request: left out of the identity while at their
 # defaults, so a job started by an earlier version is found (and resumed, not paid again) by this one.
-_LATER_FIELDS = {"continuity": "chain", "keyframe_model": None, "references": []}
+_LATER_FIELDS = {
+    "continuity": "chain",
+    "keyframe_model": None,
+    "references": [],
+    "comfy_workflow": None,
+    "comfy_mapping": None,
+}
 
 NOT_IDENTITY = {
     "budget_usd",
@@ -151,11 +157,12 @@ class ExtendRequest(BaseModel):
         description="Output resolution label. Empty = the model's default; must be one the model allows.",
         json_schema_extra=_ui(4),
     )
-    provider: Literal["preview", "fal", "openai"] = Field(
+    provider: Literal["preview", "fal", "openai", "comfyui"] = Field(
         "preview",
         title="Provider",
         description="preview renders offline for $0; fal hosts Veo/Kling/Wan/Seedance/LTX/Hailuo; "
-        "openai talks to any OpenAI-compatible /v1/videos gateway.",
+        "openai talks to any OpenAI-compatible /v1/videos gateway; comfyui renders on your own ComfyUI "
+        "servers (SORA_EXTEND_COMFYUI_URLS).",
         json_schema_extra=_ui(5),
     )
     model: str | None = Field(
@@ -313,6 +320,23 @@ class ExtendRequest(BaseModel):
         json_schema_extra=_ui(28),
     )
 
+    comfy_workflow: str | None = Field(
+        None,
+        title="Your ComfyUI workflow",
+        description="comfyui: an API-format workflow file (ComfyUI's 'Export (API)') that renders every clip "
+        "it fits, instead of the model's shipped template: start_image + end_image = between keyframes, "
+        "start_image = image-to-video, no image = text-to-video.",
+        json_schema_extra=_ui(36),
+    )
+    comfy_mapping: str | None = Field(
+        None,
+        title="Placeholders of your ComfyUI workflow",
+        description="comfyui: a TOML file naming where each placeholder goes in --comfy-workflow "
+        '(prompt = "6.text", start_image = "12.image", fps = "20.fps", ...). Empty = the workflow '
+        'holds "{{name}}" values itself.',
+        json_schema_extra=_ui(37),
+    )
+
     @field_validator("prompt")
     @classmethod
     def _prompt_length(cls, value: str) -> str:
@@ -367,6 +391,9 @@ class ExtendRequest(BaseModel):
         self.rerender = sorted(set(self.rerender))
         self._check_continuity(spec)
         check_gate(self)
+        from sora_extend.comfyui.request_rules import check_comfy_options  # imports the catalogue's users
+
+        check_comfy_options(self, spec)
         return self
 
     def _check_continuity(self, spec: ModelSpec) -> None:

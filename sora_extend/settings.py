@@ -68,6 +68,15 @@ class Settings(BaseSettings):
         None, description="Key for the judge's API when it differs from OPENAI_API_KEY."
     )
 
+    comfyui_urls: SecretStr = Field(
+        SecretStr("http://127.0.0.1:8188"),
+        description="ComfyUI servers, comma-separated (one GPU each: one clip at a time per server). "
+        "user:password@ in a URL is sent as basic auth; the list is a secret because it may hold them.",
+    )
+    comfyui_token: SecretStr | None = Field(
+        None, description="Bearer token sent to every ComfyUI server (for servers behind an authenticating proxy)."
+    )
+
     poll_interval_s: float = Field(2.0, gt=0, description="Seconds between provider status polls.")
     poll_timeout_s: float = Field(
         1800.0,

@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from sora_extend.comfyui.preflight import check_servers
 from sora_extend.pipeline.budget import check_estimate, estimate
 from sora_extend.pipeline.job import Job, JobRef, JobState, job_ref
 from sora_extend.pipeline.run import fix_run_inputs, pending_work
@@ -18,6 +19,7 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, JobState]:
     """Refuse early (missing key, over budget); open the job; apply re-render requests once per run.
     Returns the job and its state (the takes this run renders)."""
     settings = settings_with_keys(request)
+    check_servers(request, settings)  # ComfyUI: refused before anything is queued
     job = Job(job_ref(request, settings), settings)
     prices = fix_run_inputs(job)
     would_be = job.with_rerender(request.rerender, request.rerender_keyframes)

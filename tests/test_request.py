@@ -67,7 +67,7 @@ def test_forty_segments_and_more_are_allowed() -> None:
             {"prompt": "x", "provider": "fal", "model": "veo31-fast", "resolution": "480p"},
             "resolution: 480p is not allowed for veo31-fast (allowed: 720p, 1080p, 2160p)",
         ),
-        ({"prompt": "x", "provider": "runway"}, "provider: Input should be 'preview', 'fal' or 'openai'"),
+        ({"prompt": "x", "provider": "runway"}, "provider: Input should be 'preview', 'fal', 'openai' or 'comfyui'"),
         (
             {"prompt": "x", "provider": "fal", "model": "dall-e"},
             "model: unknown model 'dall-e' (allowed: veo31,",
@@ -113,7 +113,7 @@ def test_forty_segments_and_more_are_allowed() -> None:
         (
             {"prompt": "x", "continuity": "keyframes", "keyframe_model": "veo31-fast"},
             "keyframe_model: unknown image model 'veo31-fast' ('veo31-fast' is a video model, not an image model) "
-            "(allowed: preview-still, nano-banana-2)",
+            "(allowed: preview-still, nano-banana-2, qwen-image)",
         ),
         ({"prompt": "x", "keyframe_model": "nano-banana-2"}, "keyframe_model: only applies to continuity 'keyframes'"),
         (

@@ -33,6 +33,7 @@ DEFAULT_MODEL: dict[ProviderName, str] = {
     "preview": "preview",
     "fal": "veo31-fast",
     "openai": "openai-compatible",
+    "comfyui": "wan22",
 }
 # The chat model that judges clips with `--judge vlm` when the request names none.
 DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
@@ -41,6 +42,7 @@ DEFAULT_KEYFRAME_MODEL: dict[ProviderName, str] = {
     "preview": "preview-still",
     "fal": "nano-banana-2",
     "openai": "nano-banana-2",
+    "comfyui": "qwen-image",  # on the user's own ComfyUI servers: no key, nothing leaves their machines
 }
 
 

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ProviderName = Literal["preview", "fal", "openai"]
-PROVIDERS: tuple[ProviderName, ...] = ("preview", "fal", "openai")
+ProviderName = Literal["preview", "fal", "openai", "comfyui"]
+PROVIDERS: tuple[ProviderName, ...] = ("preview", "fal", "openai", "comfyui")
 
 # Pixel sizes for the 16:9 form of each resolution label; 9:16 swaps them. Even numbers for yuv420p.
 RESOLUTION_SIZES: dict[str, tuple[int, int]] = {
@@ -178,6 +178,12 @@ class ModelSpec(_Row):
     max_parallel: int | None = Field(
         None, ge=1, description="Generations one run starts at once by default (empty = as many as it needs)."
     )
+    frame_step: int | None = Field(
+        None,
+        ge=1,
+        description="ComfyUI: a clip of s seconds is s x fps frames rounded to a multiple of frame_step, plus "
+        "the start frame (Wan 2.2: 4, so 5 s at 16 fps = 81 frames; LTX-2: 8).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -218,6 +224,11 @@ class ModelSpec(_Row):
     def sends(self, mode: str, field: GenericField) -> bool:
         """Whether a generation in `mode` sends this generic field."""
         return field not in self.omit.get(mode, ())
+
+    def frames(self, seconds: int) -> int:
+        """How many frames a clip of `seconds` is in a ComfyUI workflow (its `length`)."""
+        step = self.frame_step or 1
+        return max(1, round(seconds * self.fps / step)) * step + 1
 
     def size(self, aspect: str, resolution: str) -> tuple[int, int]:
         width, height = RESOLUTION_SIZES[resolution]

@@ -6,7 +6,9 @@ Order of operations, each step durable before the next starts:
   3. the ledger holds a request id for the key -> resume it by id; otherwise check the budget, write
      a "submitting" entry, submit (one attempt), and record the request id the moment it exists; a
      submit whose answer was lost (or an intent left "submitting" by a dead process) is looked up in
-     the provider's request list and adopted; only a confirmed absence allows submitting again;
+     the provider's request list and adopted; only a confirmed absence allows submitting again. A
+     provider that takes our own request id (ComfyUI) has it reserved into the "submitting" entry, so
+     the look-up is by that id;
   4. poll until done; a terminal failure is recorded (only that allows a new submission later);
   5. download, verify it, re-fetch if truncated or expired;
   6. the caller stores the file and its record, then `complete` marks the ledger entry completed.
@@ -113,6 +115,7 @@ def _named(request: GenerationRequest) -> Iterator[None]:
 
 
 def _submit(job: Job, provider: Provider, request: GenerationRequest, entry: LedgerEntry) -> Submission:
+    entry.request_id = provider.reserve_id(request)
     # One budget decision at a time per job: submissions started at once must see each other's intents.
     with job.lock(f"budget-{job.job_id}") if job.request.budget_usd is not None else nullcontext():
         check_submission(job.request, job.ledger.committed_usd(), entry.cost_usd, request.label)
@@ -150,7 +153,8 @@ def _lost_submission(job: Job, provider: Provider, request: GenerationRequest, e
     """A submission whose answer never arrived (or whose process died before recording its id): adopt it
     when the provider lists it; None when the policy says submit again; raise when it says stop."""
     policy = job.settings.orphan_policy
-    if not provider.is_paid or policy == "resubmit":
+    # A lost answer of an unpaid provider is looked up only by our own id: exact, and it costs nothing.
+    if (not provider.is_paid and entry.request_id is None) or policy == "resubmit":
         logger.warning("%s: %s; submitting again", request.label, _orphan_message(entry))
         return None
     if policy == "fail":
@@ -162,7 +166,7 @@ def _lost_submission(job: Job, provider: Provider, request: GenerationRequest, e
     deadline = time.monotonic() + max(0.0, job.settings.reconcile_grace_s - waited)
     try:
         while True:
-            found = provider.find_submission(request, sent_at - LOOKUP_MARGIN)
+            found = provider.find_submission(request, sent_at - LOOKUP_MARGIN, entry.request_id)
             if found is not None or time.monotonic() >= deadline:
                 break
             time.sleep(min(LOOKUP_INTERVAL_S, max(0.0, deadline - time.monotonic())))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sora_extend.comfyui.workflow import user_workflow
 from sora_extend.hashing import content_key
 from sora_extend.pipeline.joins import plan_joins
 from sora_extend.pipeline.records import ImageRecord, PaidResult
@@ -83,6 +84,8 @@ def segment_key(request: ExtendRequest, step: SegmentStep, inputs: Mapping[str, 
         fields["last_frame"] = last
     if step.references:
         fields["references"] = [reference.sha256 for reference in step.references]
+    if request.comfy_workflow:  # the user's own ComfyUI graph: editing it renders the clips again
+        fields["workflow"] = user_workflow(request.comfy_workflow, request.comfy_mapping).sha256
     return content_key("segment", **fields)
 
 

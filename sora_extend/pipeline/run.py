@@ -74,7 +74,7 @@ def run_step(
     if isinstance(step, MergeStep):
         return merge_job(job, step, inputs)
     spec = keyframe_model(job) if isinstance(step, KeyframeStep) else job.spec
-    provider = (providers or (lambda row: get_provider(row, job.settings)))(spec)
+    provider = (providers or (lambda row: get_provider(row, job.settings, job.request)))(spec)
     gate = gate_for(spec.provider) if gate_for else nullcontext
 
     def render(piece: KeyframeStep | SegmentStep) -> PaidResult:

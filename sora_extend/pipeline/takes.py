@@ -87,7 +87,7 @@ def put_in_use(job: Job, step: Piece, record: RecordT) -> RecordT:
     """Make a stored take the one in use (`NN.*`); the take in use before goes to history."""
     record_rel, file_rel, _, model = _paths(step)
     current = job.store.read_model(record_rel, model)
-    if current is not None and current.sha256 == record.sha256 and current.path == file_rel:
+    if current is not None and current.take == record.take and current.path == file_rel:
         return current  # type: ignore[return-value]
     keep_earlier_take(job, record_rel, model, history_dir(step))
     job.store.move(record.path, file_rel)

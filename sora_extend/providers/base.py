@@ -103,6 +103,12 @@ class Provider(ABC):
         self.settings = settings
         self._clients: list[Any] = []  # network clients to close with the provider
 
+    @classmethod
+    def for_run(cls, spec: ModelSpec | ImageModelSpec, settings: Settings, options: Any) -> Provider:
+        """The provider for one run's pieces; `options` is the run's request, for providers that take
+        run-wide choices from it (ComfyUI: the user's own workflow)."""
+        return cls(spec, settings)
+
     @abstractmethod
     def endpoint_for(self, request: GenerationRequest) -> str:
         """The endpoint a request goes to (recorded in the ledger before submitting)."""
@@ -122,9 +128,18 @@ class Provider(ABC):
         whole extended video): by default, what was sent."""
         return request.source_seconds
 
-    def find_submission(self, request: GenerationRequest, since: datetime) -> Submission | None:
+    def reserve_id(self, request: GenerationRequest) -> str | None:
+        """The request id the next `submit` of this request will send, for providers that take the client's
+        own id (ComfyUI's prompt_id): written into the ledger's intent before submitting, so a lost answer
+        is looked up by it. None: the provider mints its ids."""
+        return None
+
+    def find_submission(
+        self, request: GenerationRequest, since: datetime, request_id: str | None = None
+    ) -> Submission | None:
         """The provider's record of a submission of this request sent since `since` whose answer was lost
-        (None if it has none). Raises LookupUnavailable when the provider offers no such list."""
+        (None if it has none); `request_id` is the id reserved for it, where the provider takes ours.
+        Raises LookupUnavailable when the provider offers no such list."""
         raise LookupUnavailable(f"{self.name} offers no list of submitted requests")
 
     def refresh(self, submission: Submission) -> Outcome:

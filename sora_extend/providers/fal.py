@@ -24,7 +24,6 @@ from sora_extend.errors import (
     InputError,
     MissingKeyError,
     ProviderError,
-    SubmitOutcomeUnknown,
     TerminalProviderError,
     TransientProviderError,
 )
@@ -32,7 +31,7 @@ from sora_extend.ledger import utcnow
 from sora_extend.media.images import image_type
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.providers.fal_platform import requests_since, same_input
-from sora_extend.providers.http import stream_to_file
+from sora_extend.providers.http import one_attempt, stream_to_file
 from sora_extend.settings import Settings
 
 DATA_URI_LIMIT = 10 * 1024 * 1024  # fal decodes data URIs up to about 10 MiB; larger frames are uploaded
@@ -209,22 +208,8 @@ class FalProvider(Provider):
         endpoint = self.endpoint_for(request)
         arguments = self.arguments(request)
         started = utcnow()
-        try:
+        with one_attempt(f"fal's {endpoint}", provider=self.name, model=self.spec.id, started=started):
             response = self.submits.post(fal_wire.QUEUE_URL_FORMAT + endpoint, json=arguments)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the request never reached fal
-            raise TransientProviderError(
-                f"could not reach fal to submit to {endpoint}: {type(exc).__name__}",
-                provider=self.name,
-                model=self.spec.id,
-                never_sent=True,
-            ) from None
-        except httpx.HTTPError as exc:  # sent, but no answer: fal may or may not have queued it
-            raise SubmitOutcomeUnknown(
-                f"submitting to {endpoint} got no answer ({type(exc).__name__})",
-                provider=self.name,
-                model=self.spec.id,
-                sent_at=started,
-            ) from None
         if response.status_code >= 400:
             raise classify(response, model=self.spec.id)
         return Submission(
@@ -235,7 +220,9 @@ class FalProvider(Provider):
             submitted_at=started,
         )
 
-    def find_submission(self, request: GenerationRequest, since: datetime) -> Submission | None:
+    def find_submission(
+        self, request: GenerationRequest, since: datetime, request_id: str | None = None
+    ) -> Submission | None:
         """The request fal received with exactly this request's arguments since `since`, if it lists one;
         raises PlatformUnavailable when the list cannot be read."""
         endpoint = self.endpoint_for(request)

@@ -1,14 +1,36 @@
-"""Streaming downloads of provider results, shared by the providers."""
+"""HTTP plumbing shared by the providers: one-attempt submissions and streaming downloads of results."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
-from sora_extend.errors import MediaError, ResultExpiredError
+from sora_extend.errors import MediaError, ResultExpiredError, SubmitOutcomeUnknown, TransientProviderError
 
 EXPIRED_STATUS = {403, 404, 410}
+
+
+@contextmanager
+def one_attempt(target: str, *, provider: str, model: str, started: datetime) -> Iterator[None]:
+    """A submission is one HTTP attempt. A connection that never opened sent nothing (safe to send again);
+    any other transport error leaves the outcome unknown: the request must be looked up first."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise TransientProviderError(
+            f"could not reach {target}: {type(exc).__name__}", provider=provider, model=model, never_sent=True
+        ) from None
+    except httpx.HTTPError as exc:
+        raise SubmitOutcomeUnknown(
+            f"submitting to {target} got no answer ({type(exc).__name__})",
+            provider=provider,
+            model=model,
+            sent_at=started,
+        ) from None
 
 
 def stream_to_file(client: httpx.Client, url: str, dest: Path, *, provider: str, request_id: str) -> None:
