@@ -30,6 +30,7 @@ from sora_extend.catalogue import (
     load_catalogue,
 )
 from sora_extend.errors import InputError
+from sora_extend.owners import check_owner
 
 Aspect = Literal["16:9", "9:16"]
 Resolution = Literal["360p", "480p", "512p", "720p", "768p", "1024p", "1080p", "1440p", "2160p"]
@@ -255,6 +256,13 @@ class ExtendRequest(BaseModel):
         "limits still apply on top.",
         json_schema_extra=_ui(23),
     )
+    owner: str | None = Field(
+        None,
+        title="Owner",
+        description="Who the video is for: the library shows each signed-in person their own jobs. The CLI fills "
+        "it from SORA_EXTEND_OWNER or the system user; a run started from the library is the signed-in person's.",
+        json_schema_extra=_ui(35),
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -272,6 +280,11 @@ class ExtendRequest(BaseModel):
         if value is not None and (not math.isfinite(value) or value < 0):  # a NaN budget would stop nothing
             raise InputError("budget_usd", f"{value} is not a usable budget", "empty (no budget) or a number >= 0")
         return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_owner("owner", value)
 
     @field_validator("storage")
     @classmethod
@@ -436,8 +449,10 @@ class ExtendRequest(BaseModel):
         return int.from_bytes(hashlib.sha256(self.prompt.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
     def identity(self) -> dict[str, Any]:
-        """The fields that decide what the video is. Budget, storage, parallelism and re-render choices do not."""
-        fields = self.model_dump(exclude={"budget_usd", "storage", "rerender", "rerender_keyframes", "max_parallel"})
+        """The fields that decide what the video is. Budget, storage, parallelism, re-render choices and who asked
+        do not: the same request from two people is one job, listed in both people's libraries."""
+        per_run = {"budget_usd", "storage", "rerender", "rerender_keyframes", "max_parallel", "owner"}
+        fields = self.model_dump(exclude=per_run)
         for name, default in _LATER_FIELDS.items():
             if fields[name] == default:
                 del fields[name]
