@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import threading
 import uuid
 from datetime import datetime
@@ -34,6 +35,7 @@ from pydantic import BaseModel, Field
 from sora_extend import layout
 from sora_extend.ledger import utcnow
 from sora_extend.library.entry import LibraryEntry
+from sora_extend.owners import OWNER_NAME
 from sora_extend.settings import Settings
 from sora_extend.storage.store import JobStore
 
@@ -55,10 +57,17 @@ class Notice(BaseModel):
     owner: str | None
 
 
+# Exact names only: a local exclusive create passes through `<name>.<uuid>.tmp` in the same folder.
+_NOTICE = re.compile(rf"(?P<job>[^+/]+)\+(?P<token>[0-9a-f]{{32}})\+(?P<owner>{OWNER_NAME.pattern})?")
+_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")
+_SNAPSHOT = re.compile(r"(?P<seq>[0-9]{10})\.json\.gz")
+
+
 def _notice(name: str) -> Notice | None:
-    job_id, _, rest = name.partition("+")
-    token, _, owner = rest.partition("+")
-    return Notice(name=name, job_id=job_id, owner=owner or None) if job_id and token else None
+    found = _NOTICE.fullmatch(name)
+    if found is None or _TEMPORARY.search(name):
+        return None
+    return Notice(name=name, job_id=found["job"], owner=found["owner"])
 
 
 class LibraryIndex:
@@ -187,5 +196,5 @@ class LibraryIndex:
         return True
 
     def _snapshot_numbers(self) -> list[int]:
-        names = self.store.listdir(layout.LIBRARY_SNAPSHOTS_DIR)
-        return [int(name.split(".")[0]) for name in names if name.split(".")[0].isdigit()]
+        found = (_SNAPSHOT.fullmatch(name) for name in self.store.listdir(layout.LIBRARY_SNAPSHOTS_DIR))
+        return [int(match["seq"]) for match in found if match]
