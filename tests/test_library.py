@@ -31,7 +31,7 @@ from sora_extend.pipeline.run import graph_for, run_job
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import reload_settings
 from sora_extend.storage.retention import purge_outputs
-from tests.browser import BIN, axe_violations, screenshot, serving
+from tests.browser import BIN, axe_violations, free_port, screenshot, serving
 
 pytestmark = pytest.mark.slow
 KOREAN = "한 마리 고양이가 서울의 밤거리를 걷는다"
@@ -374,3 +374,20 @@ def test_the_same_video_for_two_people_is_one_job() -> None:
     assert mine.job_id() == ExtendRequest(prompt=KOREAN, owner="bob").job_id() == ExtendRequest(prompt=KOREAN).job_id()
     with pytest.raises(ValidationError, match=re.escape("owner: '../x' is not a user name")):
         ExtendRequest(prompt=KOREAN, owner="../x")
+
+
+def test_make_again_refuses_another_sites_form_and_says_when_prefect_is_down(library: Library) -> None:
+    from starlette.testclient import TestClient
+
+    from sora_extend.library.remake import PrefectApi
+    from sora_extend.web.media_server import build_app
+
+    app = build_app(library.storage, prefect=PrefectApi(url=f"http://127.0.0.1:{free_port()}/api"))
+    job, form = library.jobs["kite"], {"key": "kite-again-12345678"}
+    with TestClient(app) as client:
+        forged = client.post(f"/-/again/{job}", data=form, headers={"origin": "http://elsewhere.example"})
+        assert forged.status_code == 403
+        down = client.post(f"/-/again/{job}", data=form, headers={"origin": "http://testserver"})
+        assert down.status_code == 502 and "did not answer" in down.text
+        assert client.post("/-/again/no-such-job", data=form).status_code == 404
+        assert client.post(f"/-/again/{job}", data={"key": "x"}).status_code == 400

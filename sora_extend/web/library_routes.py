@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio.to_thread
 from pydantic import ValidationError
@@ -82,7 +82,9 @@ class Library:
         """POST /-/again/<job-id>: start a run with the job's request, then link it in the Prefect UI."""
         if not _same_origin(request):
             return PlainTextResponse("refused: the form was not sent from this library", status_code=403)
-        key = str((await request.form()).get("key", ""))
+        # The form is urlencoded (a browser's default for method="post"); one short field, no upload.
+        body = (await request.body())[:4096].decode("utf-8", errors="replace")
+        key = parse_qs(body).get("key", [""])[0]
         if not IDEMPOTENCY_KEY.fullmatch(key):
             return PlainTextResponse("key: missing or malformed (allowed: 8-200 letters, digits, . _ -)", 400)
         job_id = request.path_params["job"]
