@@ -41,7 +41,7 @@ from sora_extend.storage.store import JobStore
 
 logger = logging.getLogger(__name__)
 
-READER_COMPACTS_AT = 64  # notices; a cold reader then re-reads at most this many entries
+READER_COMPACTS_AT = 24  # notices; a cold reader re-reads fewer entries than this (each a GET on S3)
 WRITER_COMPACTS_AT = 512  # a storage nobody serves still stays compact
 
 

@@ -47,7 +47,7 @@ def _unicode_range(points: list[int]) -> str:
 
 
 def _characters(text: str) -> str:
-    return "".join(sorted({char for char in text if ord(char) > 0x7F and not char.isspace()}))
+    return "".join(sorted(char for char in set(text) if ord(char) > 0x7F and not char.isspace()))
 
 
 def _rule(src: str, points: list[int]) -> str:
