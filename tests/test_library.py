@@ -391,3 +391,27 @@ def test_make_again_refuses_another_sites_form_and_says_when_prefect_is_down(lib
         assert down.status_code == 502 and "did not answer" in down.text
         assert client.post("/-/again/no-such-job", data=form).status_code == 404
         assert client.post(f"/-/again/{job}", data={"key": "x"}).status_code == 400
+
+
+def test_the_cli_and_the_summary_artifact_link_the_library_card(library: Library) -> None:
+    from cli.main import _review_line
+    from sora_extend.pipeline.assemble import Manifest
+    from sora_extend.pipeline.report import Report
+    from sora_extend.plan import ShotPlan
+    from sora_extend.settings import Settings
+    from sora_extend.storage.store import JobStore
+    from tasks.report import summary_markdown
+
+    job_id, settings = library.jobs["korean"], Settings(public_url="http://media.example:8765")
+    store = JobStore(library.storage, job_id, settings)
+    lines = _review_line(store).splitlines()
+    assert lines == [
+        f"review: http://media.example:8765/{job_id}/{layout.REVIEW_PAGE}",
+        f"library: http://media.example:8765/?job={job_id}",
+    ]
+    manifest = store.read_model(layout.MANIFEST, Manifest)
+    plan = store.read_model(layout.PLAN, ShotPlan)
+    assert manifest is not None and plan is not None
+    request = ExtendRequest.model_validate(manifest.request)
+    summary = summary_markdown(Job(job_ref(request), settings), plan, Report(manifest=manifest))
+    assert f"(http://media.example:8765/?job={job_id})" in summary
