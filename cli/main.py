@@ -376,12 +376,19 @@ def _loopback(host: str) -> bool:
 
 
 def _prefect_api(args: argparse.Namespace) -> PrefectApi | None:
-    """The Prefect API `serve` starts 'make again' runs on (--prefect-api, else PREFECT_API_URL), once it
-    answers; None when neither is given (the page then stays read-only)."""
+    """The Prefect API `serve` starts 'make again' runs on, once it answers: --prefect-api (refused when it
+    does not), else PREFECT_API_URL (set for other commands too: when it does not answer, the library only
+    shows the commands); None when neither is given."""
     url = (args.prefect_api or os.environ.get("PREFECT_API_URL", "")).strip()
     if not url:
         return None
-    _check_prefect_server(url)
+    try:
+        _check_prefect_server(url)
+    except InputError as exc:
+        if args.prefect_api:
+            raise
+        print(f"make again: {exc.reason}")
+        return None
     auth = os.environ.get("PREFECT_API_AUTH_STRING")
     return PrefectApi(url=url.rstrip("/"), auth=SecretStr(auth) if auth else None)
 
@@ -396,13 +403,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     users = load_users(args.users) if args.users is not None else None
     storage = _storage_of(args.storage, settings)
-    prefect = _prefect_api(args)
     with socket.socket() as probe:  # a taken port or an unknown host is refused here, in one line
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((args.host, args.port))
         except OSError as exc:
             raise InputError("port", f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    prefect = _prefect_api(args)
     from sora_extend.web.media_server import serve
 
     host = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host  # all interfaces: name one

@@ -211,6 +211,9 @@ def test_serve_refuses_other_hosts_without_users_and_a_bad_users_file(
     bad.write_text("$2b$12$" + "x" * 53 + "\n")
     assert main(["serve", "--storage", library.storage, "--users", str(bad)]) == 2
     assert "is not a user name" in capsys.readouterr().err
+    nowhere = f"http://127.0.0.1:{free_port()}/api"
+    assert main(["serve", "--storage", library.storage, "--prefect-api", nowhere, "--port", str(free_port())]) == 2
+    assert f"{nowhere} does not answer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
