@@ -11,6 +11,8 @@ problem and no traceback.
 from __future__ import annotations
 
 import argparse
+import getpass
+import ipaddress
 import json
 import math
 import os
@@ -20,16 +22,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pydantic import AliasChoices, ValidationError
+from pydantic import AliasChoices, SecretStr, ValidationError
 
 from cli.options import add_request_options, request_from
 from sora_extend import layout
 from sora_extend.catalogue import PROVIDERS
 from sora_extend.errors import BudgetExceededError, InputError, MediaError
+from sora_extend.library.remake import PrefectApi
 from sora_extend.request import ExtendRequest, allowed_values, explain, normalise_storage_url
 from sora_extend.settings import API_KEYS, MAX_RETENTION_DAYS, Settings, get_settings, missing_keys
 from sora_extend.storage.retention import purge_outputs
 from sora_extend.storage.store import JobStore, check_storage, open_filesystem, unwritable
+from sora_extend.web.users import add_user, load_users
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MAX_SIDE = 8192  # pixels: --size beyond this is a typo, not a video
@@ -112,9 +116,9 @@ def _prefect_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
-def _check_prefect_server() -> str | None:
-    """PREFECT_API_URL, once it answers; None when unset (the embedded server is started instead)."""
-    url = os.environ.get("PREFECT_API_URL", "").strip()
+def _check_prefect_server(given: str | None = None) -> str | None:
+    """`given` or PREFECT_API_URL, once it answers; None when unset (the embedded server is started instead)."""
+    url = (given or os.environ.get("PREFECT_API_URL", "")).strip()
     if not url:
         return None
     import httpx
@@ -160,9 +164,19 @@ def _storage_of(request_storage: str | None, settings: Settings) -> str:
     return check_storage(url, settings)
 
 
+def _owner(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Whose video a run makes: --owner, else SORA_EXTEND_OWNER, else the system user."""
+    if args.owner is not None or settings.owner:
+        return str(args.owner or settings.owner)
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment nor in the password database
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    request = request_from(args)
     settings = get_settings()
+    request = request_from(args, owner=_owner(args, settings))
     from sora_extend.pipeline.budget import check_estimate
     from sora_extend.pipeline.references import checked_references
 
@@ -216,14 +230,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _review_line(store: JobStore) -> str:
-    """Where the job's review page opens, or how to make it open."""
+    """Where the job's review page (and its library card) opens, or how to make it open."""
+    from sora_extend.library.query import card_link
     from sora_extend.pipeline.review_page import review_link
 
     if not store.exists(layout.REVIEW_PAGE):
         return ""
     link = review_link(store)
+    card = card_link(store.public_url, store.job_id)
     if link:
-        return f"review: {link}"
+        return f"review: {link}" + (f"\nlibrary: {card}" if card else "")
     return (
         f"review: run `sora-extend serve --storage {store.storage_url}` and set SORA_EXTEND_PUBLIC_URL to its "
         f"address to open {store.job_id}/{layout.REVIEW_PAGE}"
@@ -354,8 +370,42 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _loopback(host: str) -> bool:
+    """Whether every address `host` names is this machine's loopback."""
+    try:
+        found = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(found) and all(ipaddress.ip_address(str(item[4][0]).split("%")[0]).is_loopback for item in found)
+
+
+def _prefect_api(args: argparse.Namespace) -> PrefectApi | None:
+    """The Prefect API `serve` starts 'make again' runs on, once it answers: --prefect-api (refused when it
+    does not), else PREFECT_API_URL (set for other commands too: when it does not answer, the library only
+    shows the commands); None when neither is given."""
+    url = (args.prefect_api or os.environ.get("PREFECT_API_URL", "")).strip()
+    if not url:
+        return None
+    try:
+        _check_prefect_server(url)
+    except InputError as exc:
+        if args.prefect_api:
+            raise
+        print(f"make again: {exc.reason}")
+        return None
+    auth = os.environ.get("PREFECT_API_AUTH_STRING")
+    return PrefectApi(url=url.rstrip("/"), auth=SecretStr(auth) if auth else None)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    if args.users is None and not args.public and not _loopback(args.host):
+        raise InputError(
+            "host",
+            f"{args.host} is reachable from other machines, and without --users everyone there would see every job",
+            "a loopback address (127.0.0.1, ::1, localhost), or --users FILE, or --public to mean it",
+        )
+    users = load_users(args.users) if args.users is not None else None
     storage = _storage_of(args.storage, settings)
     with socket.socket() as probe:  # a taken port or an unknown host is refused here, in one line
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -363,13 +413,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
             probe.bind((args.host, args.port))
         except OSError as exc:
             raise InputError("port", f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    prefect = _prefect_api(args)
     from sora_extend.web.media_server import serve
 
     host = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host  # all interfaces: name one
     address = f"http://{host}:{args.port}"
     if settings.public_url is None:
         print(f"links in new runs point here once SORA_EXTEND_PUBLIC_URL={address} is set where they run")
-    serve(storage, args.host, args.port)
+    print(f"sign-in: {f'{len(users)} user(s) from {args.users}' if users else 'off (everyone sees every job)'}")
+    if prefect is None:
+        print("make again: commands only (no Prefect API: --prefect-api URL or PREFECT_API_URL adds the button)")
+    serve(storage, args.host, args.port, users=users, prefect=prefect)
+    return EXIT_OK
+
+
+def _new_password() -> str:
+    """A password typed twice on a terminal, or the first line of standard input (scripts)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise InputError("password", "the two entries differ")
+    return first
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    existed = add_user(args.users, args.name, _new_password(), args.admin)
+    role = " (admin)" if args.admin else ""
+    print(f"{'replaced' if existed else 'added'} {args.name}{role} in {args.users}")
+    return EXIT_OK
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from sora_extend.library.reindex import reindex
+
+    settings = get_settings()
+    for line in reindex(_storage_of(args.storage, settings), settings).lines():
+        print(line)
     return EXIT_OK
 
 
@@ -491,7 +571,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
     serve.add_argument("--port", type=_number(int, 1, 65535), default=8765)
+    serve.add_argument(
+        "--users",
+        type=Path,
+        metavar="FILE",
+        help="sign-in: name:bcrypt-hash[:admin] a line (`sora-extend users add`); each person sees their own jobs",
+    )
+    serve.add_argument(
+        "--public", action="store_true", help="listen beyond loopback without --users: everyone sees every job"
+    )
+    serve.add_argument(
+        "--prefect-api",
+        metavar="URL",
+        help="Prefect API for the library's 'make again' button (default: PREFECT_API_URL; basic auth from "
+        "PREFECT_API_AUTH_STRING)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    users = commands.add_parser("users", help="the users file of `serve --users`")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="add a person (or set a new password); asks for the password")
+    add.add_argument("name", help="1-64 letters, digits, '.', '_' or '-'")
+    add.add_argument("--users", type=Path, default=Path("users.txt"), metavar="FILE", help="default: users.txt")
+    add.add_argument("--admin", action="store_true", help="sees every person's jobs")
+    add.set_defaults(handler=cmd_users_add)
+
+    reindex = commands.add_parser("reindex", help="rebuild the library's index from the job folders")
+    reindex.add_argument("--storage", help="storage URL (default: SORA_EXTEND_STORAGE)")
+    reindex.set_defaults(handler=cmd_reindex)
 
     models = commands.add_parser("models", help="list providers and models with durations, sizes and prices")
     models.add_argument("--all", action="store_true", help="include retired models")

@@ -17,6 +17,8 @@ FLAGS = {"budget_usd": "--budget", "references": "--reference"}
 REPEATED = ("references",)
 # Choices of one run, not of the video: never carried over into a command for another run.
 PER_RUN = ("rerender", "rerender_keyframes")
+# Filled in by the CLI from whoever runs the command (SORA_EXTEND_OWNER or the system user).
+FILLED_BY_CLI = ("owner",)
 
 
 def flag(field: str) -> str:
@@ -43,7 +45,7 @@ def run_command(request: ExtendRequest, storage_url: str, rerender: list[int] | 
     Every field that differs from its default is spelled out, so the command finds the same job."""
     words = ["sora-extend", "run", request.prompt]
     for field in ExtendRequest.model_fields:
-        if field in ("prompt", "storage", *PER_RUN):
+        if field in ("prompt", "storage", *PER_RUN, *FILLED_BY_CLI):
             continue
         value = getattr(request, field)
         if value is not None and value != _default(field):

@@ -3,7 +3,12 @@
     job.json  plan.json  prices.json  references/NN.png  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
     keyframes/NN-takes.json  segments/NN-takes.json  verdicts/<key>.json  …/history/NN-takeT-<sha>.*
     frames/NN.png (+ NN.json)  ledger/<key>.json  locks/<key>.json  final.mp4  final.json
-    seams.json  drift.json  contact_sheet.png  review/…  review.html  manifest.json
+    seams.json  drift.json  contact_sheet.png  poster.jpg  review/…  review.html  manifest.json
+
+Beside the job folders, the library's index (`sora_extend.library.index`), in a folder whose dot keeps it
+out of every job listing and off the media server:
+
+    .library/jobs/<job-id>.json  .library/changes/<job-id>+<uuid>+<owner>  .library/snapshots/<seq>.json.gz
 
 `segments/NN.*` (`keyframes/NN.*`) is the take in use; every other take of the piece is kept in `history/`.
 
@@ -21,6 +26,7 @@ MANIFEST = "manifest.json"
 SEAMS = "seams.json"
 DRIFT = "drift.json"
 CONTACT_SHEET = "contact_sheet.png"
+POSTER = "poster.jpg"
 REVIEW_PAGE = "review.html"
 REVIEW_DIR = "review"
 LEDGER_DIR = "ledger"
@@ -86,3 +92,21 @@ def lock(key: str) -> str:
 
 def review_image(name: str) -> str:
     return f"{REVIEW_DIR}/{name}"
+
+
+# The library's index, relative to its folder LIBRARY_DIR at the storage root.
+LIBRARY_DIR = ".library"
+LIBRARY_CHANGES_DIR = "changes"
+LIBRARY_SNAPSHOTS_DIR = "snapshots"
+
+
+def library_entry(job_id: str) -> str:
+    return f"jobs/{job_id}.json"
+
+
+def library_change(job_id: str, token: str, owner: str | None) -> str:
+    return f"{LIBRARY_CHANGES_DIR}/{job_id}+{token}+{owner or ''}"
+
+
+def library_snapshot(seq: int) -> str:
+    return f"{LIBRARY_SNAPSHOTS_DIR}/{seq:010d}.json.gz"

@@ -30,6 +30,7 @@ from sora_extend.catalogue import (
     load_catalogue,
 )
 from sora_extend.errors import InputError
+from sora_extend.owners import check_owner
 from sora_extend.quality.rules import check_gate
 
 Aspect = Literal["16:9", "9:16"]
@@ -75,6 +76,7 @@ NOT_IDENTITY = {
     "judge",
     "judge_model",
     "use_takes",
+    "owner",
 }
 
 MAX_SEGMENTS = 60
@@ -320,13 +322,20 @@ class ExtendRequest(BaseModel):
         json_schema_extra=_ui(28),
     )
 
+    owner: str | None = Field(
+        None,
+        title="Owner",
+        description="Who the video is for: the library shows each signed-in person their own jobs. The CLI fills "
+        "it from SORA_EXTEND_OWNER or the system user; a run started from the library is the signed-in person's.",
+        json_schema_extra=_ui(29),
+    )
     comfy_workflow: str | None = Field(
         None,
         title="Your ComfyUI workflow",
         description="comfyui: an API-format workflow file (ComfyUI's 'Export (API)') that renders every clip "
         "it fits, instead of the model's shipped template: start_image + end_image = between keyframes, "
         "start_image = image-to-video, no image = text-to-video.",
-        json_schema_extra=_ui(36),
+        json_schema_extra=_ui(30),
     )
     comfy_mapping: str | None = Field(
         None,
@@ -334,7 +343,7 @@ class ExtendRequest(BaseModel):
         description="comfyui: a TOML file naming where each placeholder goes in --comfy-workflow "
         '(prompt = "6.text", start_image = "12.image", fps = "20.fps", ...). Empty = the workflow '
         'holds "{{name}}" values itself.',
-        json_schema_extra=_ui(37),
+        json_schema_extra=_ui(31),
     )
 
     @field_validator("prompt")
@@ -353,6 +362,11 @@ class ExtendRequest(BaseModel):
         if value is not None and (not math.isfinite(value) or value < 0):  # a NaN budget would stop nothing
             raise InputError("budget_usd", f"{value} is not a usable budget", "empty (no budget) or a number >= 0")
         return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_owner("owner", value)
 
     @field_validator("storage")
     @classmethod
@@ -526,8 +540,9 @@ class ExtendRequest(BaseModel):
         return {int(segment): int(take) for segment, take in (pick.split("=") for pick in self.use_takes)}
 
     def identity(self) -> dict[str, Any]:
-        """The fields that decide what the video is. Budget, storage, parallelism, re-render choices and the
-        quality gate do not: a gated run judges (and retakes) the pieces of the same job folder."""
+        """The fields that decide what the video is. Budget, storage, parallelism, re-render choices, the quality
+        gate and who asked do not: a gated run judges (and retakes) the pieces of the same job folder, and the same
+        request from two people is one job, listed in both people's libraries."""
         fields = self.model_dump(exclude=NOT_IDENTITY)
         for name, default in _LATER_FIELDS.items():
             if fields[name] == default:

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8765: the base of every link printed or put into artifacts (videos, review pages, "
         "contact sheets). Empty = presigned URLs on S3, file paths locally.",
     )
+    owner: str | None = Field(
+        None,
+        description="Who `sora-extend run` makes videos for (the request's owner) when --owner is not given; "
+        "empty = the system user name.",
+    )
     retention_days: float = Field(
         1.0, gt=0, le=MAX_RETENTION_DAYS, description="purge-outputs deletes finished jobs older than this."
     )

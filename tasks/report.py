@@ -15,6 +15,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from sora_extend import layout
+from sora_extend.library.query import card_link
 from sora_extend.pipeline.assemble import Manifest
 from sora_extend.pipeline.job import Job, JobRef
 from sora_extend.pipeline.report import Report, write_report
@@ -81,11 +82,14 @@ def _links(job: Job, report: Report) -> list[str]:
     video = job.store.web_link(layout.FINAL, ttl) if manifest.final else None
     sheet = job.store.web_link(layout.CONTACT_SHEET, ttl) if manifest.segments else None
     review = job.store.public_link(layout.REVIEW_PAGE)
+    card = card_link(job.store.public_url, job.job_id)
     lines = []
     if video:
         lines.append(f"**Video:** [watch final.mp4]({video})  ")
     if review:
         lines.append(f"**Review page:** [every join before/after, drift, cost, re-render commands]({review})  ")
+    if card:
+        lines.append(f"**Library:** [this video among all the others, with 'make again']({card})  ")
     if not (video or review or sheet):
         names = [layout.FINAL] if manifest.final else []
         names += [layout.REVIEW_PAGE] + ([layout.CONTACT_SHEET] if manifest.segments else [])

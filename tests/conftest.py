@@ -36,6 +36,7 @@ import pytest  # noqa: E402
 from sora_extend.settings import reload_settings  # noqa: E402
 
 reload_settings()
+pytest_plugins = ["tests.browser"]  # the `browser` fixture, for every test that looks at a page
 
 
 @pytest.fixture(scope="session")

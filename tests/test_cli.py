@@ -81,7 +81,7 @@ def test_run_offline_twice(tmp_path: Path) -> None:
     segments = sorted(video.parent.glob("segments/*.mp4"))
     stamps = [path.stat().st_mtime_ns for path in segments]
     # Not a terminal: one plain line per state change of each piece, and no Prefect log lines at all.
-    rendered = ["starting", "submitted", "downloading", "done"]
+    rendered = ["starting", "submitted", "downloading", "judging", "done"]
     assert _states(first.stdout) == {**{f"segment 0{k}": rendered for k in (1, 2, 3)}, "merge": ["starting", "done"]}
     assert first.stderr == ""
     assert f"review: {video.parent / 'review.html'}" in first.stdout and "total cost $0.00" in first.stdout

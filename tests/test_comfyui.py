@@ -208,7 +208,7 @@ def test_the_core_nodes_workflow_runs_as_the_users_own(farm: Farm, storage_url: 
     assert outcome.ok, outcome.error
     assert len(server.submissions) == 2 and server.rejections == []
     verdicts = [job.store.read_json(layout.segment_takes(index))["takes"][0]["verdict"] for index in (1, 2)]
-    assert all(not verdict["passed"] and "frozen" in {flaw["kind"] for flaw in verdict["flaws"]} for verdict in verdicts)
+    assert all(not v["passed"] and "frozen" in {flaw["kind"] for flaw in v["flaws"]} for v in verdicts)
     for index in (1, 2):
         frames = [frame.rgb for frame in iter_frames(Path(job.store.path(layout.segment(index))))]
         assert len(frames) == 32  # 16 frames of each still at 16 fps: 2 s

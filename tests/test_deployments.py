@@ -3,6 +3,7 @@ prefect.yaml, a process worker, and runs started over the HTTP API as users' own
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -19,7 +20,12 @@ import pytest
 
 from sora_extend.batch import BatchRequest
 from sora_extend.media.probe import probe
+from sora_extend.pipeline.job import Job, job_ref
+from sora_extend.pipeline.report import write_report
+from sora_extend.pipeline.run import graph_for, run_job
 from sora_extend.request import ExtendRequest
+from sora_extend.web.users import add_user
+from tests.browser import serving
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +194,7 @@ def test_batch_of_five_through_the_deployment_with_a_provider_limit(stack: Stack
     intervals = []
     for prompt in prompts:
         job = stack.storage / ExtendRequest(prompt=prompt, **options).job_id()
-        for record_file in (job / "segments").glob("*.json"):
+        for record_file in (job / "segments").glob("[0-9][0-9].json"):  # not NN-takes.json
             record = httpx.Response(200, content=record_file.read_bytes()).json()
             end = datetime.fromisoformat(record["finished_at"]).timestamp()
             intervals.append((end - record["render_s"], end))
@@ -209,3 +215,35 @@ def test_every_form_field_has_a_title_and_description(stack: Stack) -> None:
         assert set(fields) == set(model.model_fields)
         for field, schema in fields.items():
             assert schema.get("title") and schema.get("description"), (name, field)
+
+
+def test_make_again_from_the_library_starts_the_same_request(stack: Stack, browser: Any, tmp_path: Path) -> None:
+    """The library's button, clicked in Chromium, creates a run of the deployment through the REST API with
+    the job's request (a new idempotency key, the signed-in person as owner), and that run completes."""
+    storage = f"file://{stack.storage}"
+    original = ExtendRequest(
+        prompt="달빛 아래 종이배", segments=2, seconds=1, resolution="360p", storage=storage, owner="alice"
+    )
+    job = Job(job_ref(original))
+    job.start()
+    plan, outcome = run_job(job)
+    write_report(job, plan, graph_for(original, plan, job.state()), outcome.records, {"total_s": 1.0})
+    users = tmp_path / "users.txt"
+    add_user(users, "alice", "alice-secret-1", admin=False)
+    with serving(storage, "--users", str(users), "--prefect-api", stack.api) as base:
+        page = browser.new_page()
+        page.set_extra_http_headers({"Authorization": "Basic " + base64.b64encode(b"alice:alice-secret-1").decode()})
+        page.goto(f"{base}/?job={job.job_id}")
+        card = page.locator(f"#job-{job.job_id}")
+        card.locator("summary").click()
+        key = card.locator("input[name=key]").get_attribute("value")
+        card.locator("button[type=submit]").click()
+        page.wait_for_selector("#run-link")
+        link = str(page.locator("#run-link").get_attribute("href"))
+        page.close()
+    run_id = link.rsplit("/", 1)[-1]
+    assert link == f"{stack.api.removesuffix('/api')}/runs/flow-run/{run_id}"
+    run = stack.wait(run_id)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["idempotency_key"] == key and key.startswith(f"{job.job_id}-again-")
+    assert ExtendRequest.model_validate(run["parameters"]["request"]) == original

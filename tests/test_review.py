@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import html
 import os
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,95 +22,22 @@ from sora_extend.pipeline.review import judge
 from sora_extend.pipeline.run import graph_for, run_job
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import reload_settings
+from tests.browser import free_port as _free_port
+from tests.browser import screenshot as _screenshot
+from tests.browser import serving
+from tests.browser import stop as _stop
+from tests.browser import wait_for as _wait_for
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 KOREAN = "한 마리 고양이가 서울의 밤거리를 걷는다"
-CHROMIUM = Path(os.environ.get("SORA_EXTEND_CHROMIUM", "/usr/bin/chromium"))
-# Without the background-networking flags Chromium's own connections are refused here and slow every page.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-SCREENSHOTS = Path(os.environ.get("SORA_EXTEND_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A Chromium context, or a skip (a failure where SORA_EXTEND_REQUIRE_BROWSER=1) without one."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    missing = "python playwright" if sync_playwright is None else str(CHROMIUM) if not CHROMIUM.exists() else ""
-    if missing:
-        reason = f"no browser: {missing} is not installed (apt-get install chromium; pip install playwright)"
-        if os.environ.get("SORA_EXTEND_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    assert sync_playwright is not None
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-        )
-        yield context
-        context.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{process.args} exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {timeout} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.fixture
 def media_server(storage_url: str) -> Iterator[str]:
     """`sora-extend serve` over the test's storage: its base URL."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(BIN / "sora-extend"), "serve", "--storage", storage_url, "--port", str(port)],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{base}/", process)
+    with serving(storage_url) as base:
         yield base
-    finally:
-        _stop(process)
 
 
 def _render(storage_url: str, **options: Any) -> tuple[Job, Report]:
@@ -125,13 +48,6 @@ def _render(storage_url: str, **options: Any) -> tuple[Job, Report]:
     plan, outcome = run_job(job)
     assert outcome.ok, outcome.error
     return job, write_report(job, plan, graph_for(request, plan, job.state()), outcome.records, {"total_s": 1.0})
-
-
-def _screenshot(page: Any, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
 
 
 def _fonts_of(page: Any, selector: str) -> list[dict[str, Any]]:

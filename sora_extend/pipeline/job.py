@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sora_extend import layout
 from sora_extend.catalogue import ModelSpec
 from sora_extend.ledger import Ledger, utcnow
+from sora_extend.library.record import record_job
 from sora_extend.locks import LEASE_S, key_lock, storage_lock
 from sora_extend.pipeline.records import ImageRecord
 from sora_extend.pricing import PriceBook, catalogue_only
@@ -111,7 +112,7 @@ class Job:
         """Mark the job running and return a ref that carries the folder's generation."""
         state = self.state()
         state.status, state.error, state.finished_at = "running", None, None
-        self.save_state(state)
+        record_job(self, self.save_state(state))
         return self.ref.model_copy(update={"generation": state.created_at.strftime("%Y%m%dT%H%M%S%fZ")})
 
     def finish(self, status: JobStatus, error: str | None = None) -> JobState:

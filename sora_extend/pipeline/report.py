@@ -1,6 +1,6 @@
 """What a run leaves for people to read, finished or failed: manifest.json, job.json's status, and (from
-whatever segments exist) the contact sheet, the drift figures, with a final video the seams, and review.html
-over all of it."""
+whatever segments exist) the contact sheet, the drift figures, the library's poster and entry, with a final
+video the seams, and review.html over all of it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
+from sora_extend.library.record import record_job
 from sora_extend.media.seams import join_windows
 from sora_extend.pipeline.assemble import Manifest, records_of, write_manifest
 from sora_extend.pipeline.job import Job
+from sora_extend.pipeline.poster import write_poster
 from sora_extend.pipeline.records import FinalRecord, SegmentRecord
 from sora_extend.pipeline.review import (
     DriftRecord,
@@ -46,13 +48,15 @@ def write_report(
 ) -> Report:
     """Write the run's report and mark the job completed, or failed with `error` (every piece is kept)."""
     manifest = write_manifest(job, plan, records, timings, error=error, failed_step=failed_step)
-    job.finish("failed" if error else "completed", error)
+    state = job.finish("failed" if error else "completed", error)
     report = Report(manifest=manifest)
     segments = records_of(records, SegmentRecord)
     ends = segment_ends(job, segments)
     if segments:
         report.contact_sheet_link = write_contact_sheet(job, ends)
         report.drift = drift_report(job, segments)
+    poster = write_poster(job, ends, manifest.keyframes, completed=error is None)
+    record_job(job, state, manifest, poster)
     finals = records_of(records, FinalRecord)
     final = finals[0] if finals and graph is not None else None
     windows = None

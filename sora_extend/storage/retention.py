@@ -2,7 +2,8 @@
 
 A job is judged by its job.json: `running` jobs are never touched; `completed` and `failed` jobs are
 deleted once their last update is older than the cut-off. Folders without a job.json (not created
-by this project, or half-written by a crash before the first step) are listed but kept.
+by this project, or half-written by a crash before the first step) are listed but kept. A deleted job
+leaves the library's index too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from sora_extend import layout
 from sora_extend.errors import InputError
+from sora_extend.library.index import LibraryIndex
 from sora_extend.pipeline.job import JobState
 from sora_extend.settings import MAX_RETENTION_DAYS, Settings, get_settings
 from sora_extend.storage.store import open_filesystem
@@ -99,14 +101,16 @@ def purge_outputs(
         entries = fs.ls(root, detail=True)
     except FileNotFoundError:
         entries = []
+    index = LibraryIndex(storage_url, settings)
     for entry in sorted(entries, key=lambda item: str(item["name"])):
-        if entry.get("type") != "directory":
-            continue
         job_id = posixpath.basename(str(entry["name"]).rstrip("/"))
+        if entry.get("type") != "directory" or job_id.startswith("."):  # .library is the index, not a job
+            continue
         age = _job_age(fs, root, job_id, cutoff)
         report.jobs.append(age)
         if age.verdict == "delete" and not dry_run:
             fs.rm(posixpath.join(root, job_id), recursive=True)
+            index.forget(job_id)
             report.deleted.append(job_id)
     report.cache_files_deleted = _purge_cache(settings.work_dir, cutoff, dry_run)
     return report

@@ -7,6 +7,7 @@ stores: a single PUT is atomic).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -214,6 +215,26 @@ class JobStore:
 
     def delete(self, rel: str) -> None:
         self.fs.rm(self.path(rel), recursive=True)
+
+    def delete_files(self, rels: list[str]) -> None:
+        """Delete these files (one request for all of them on S3); one that is already gone is no error."""
+        paths = [self.path(rel) for rel in rels]
+        if not paths:
+            return
+        if not self.is_local:
+            self.fs.rm(paths)  # a bulk delete: missing keys are not reported
+            return
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def read_many(self, rels: list[str]) -> dict[str, bytes]:
+        """The bytes of each of these files that exists, by `rel` (fetched concurrently from object stores)."""
+        if not rels:
+            return {}
+        paths = {self.path(rel): rel for rel in rels}
+        found = self.fs.cat(list(paths), on_error="omit")
+        return {paths[posixpath.normpath(str(path))]: bytes(data) for path, data in found.items()}
 
     def public_link(self, rel: str) -> str | None:
         """The file's address on the media server over the storage root (SORA_EXTEND_PUBLIC_URL), if one

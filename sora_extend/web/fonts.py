@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from functools import lru_cache
 
 import pylopdf_fonts_ko
@@ -45,20 +46,47 @@ def _unicode_range(points: list[int]) -> str:
     return ", ".join(f"U+{a:X}" if a == b else f"U+{a:X}-{b:X}" for a, b in spans)
 
 
+def _characters(text: str) -> str:
+    return "".join(sorted(char for char in set(text) if ord(char) > 0x7F and not char.isspace()))
+
+
+def _rule(src: str, points: list[int]) -> str:
+    return (
+        f'@font-face {{ font-family: "{FAMILY}"; src: url({src}) format("opentype"); '
+        f"font-weight: 100 900; font-display: swap; unicode-range: {_unicode_range(points)}; }}"
+    )
+
+
 def font_face(text: str) -> str:
-    """The @font-face rule for the non-ASCII characters of `text`; empty when the font has none of them.
+    """The @font-face rule for the non-ASCII characters of `text`, the font inline; empty when the font has
+    none of them.
 
     The face claims exactly the characters it holds (unicode-range), so it can come first in a font stack:
     `system-ui` on Linux must not come before it, as Chrome then draws missing Hangul as empty boxes
     instead of falling back along the stack. Every weight maps to it (bold is synthesised)."""
-    characters = "".join(sorted({char for char in text if ord(char) > 0x7F and not char.isspace()}))
+    characters = _characters(text)
     if not characters:
         return ""
     font, points = subset_font(characters)
     if not points:
         return ""
-    data = base64.b64encode(font).decode("ascii")
-    return (
-        f'@font-face {{ font-family: "{FAMILY}"; src: url(data:font/otf;base64,{data}) format("opentype"); '
-        f"font-weight: 100 900; unicode-range: {_unicode_range(points)}; }}"
-    )
+    return _rule(f"data:font/otf;base64,{base64.b64encode(font).decode('ascii')}", points)
+
+
+@lru_cache(maxsize=1)
+def _covered() -> frozenset[int]:
+    return frozenset(TTFont(io.BytesIO(_font_bytes()), lazy=True).getBestCmap())
+
+
+def linked_font_face(text: str, url: Callable[[str], str]) -> str:
+    """The same rule for a page served live, with the font fetched from `url(characters)` instead of
+    inline: cutting a font takes about half a second, which a page served on every request cannot wait
+    for; the font's own request can (and the browser keeps it while the characters stay the same)."""
+    characters = "".join(char for char in _characters(text) if ord(char) in _covered())
+    return _rule(url(characters), [ord(char) for char in characters]) if characters else ""
+
+
+@lru_cache(maxsize=64)
+def font_file(characters: str) -> bytes:
+    """The font cut to `characters`, as served for `linked_font_face`."""
+    return subset_font(characters)[0]

@@ -1,4 +1,4 @@
-"""Read-only HTTP media server over job storage: videos, frames and review pages for a browser.
+"""Read-only HTTP media server over job storage: the library, videos, frames and review pages for a browser.
 
 Local storage is served by Starlette's FileResponse (Range, HEAD, ETag). On an object store that can
 sign URLs (S3), a GET for a video or image is redirected to a presigned URL, so the bytes never pass
@@ -8,7 +8,6 @@ JSON on S3, every file on stores that cannot sign) is streamed through fsspec wi
 
 from __future__ import annotations
 
-import html
 import os
 import posixpath
 import re
@@ -27,7 +26,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
-    HTMLResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
@@ -36,8 +34,14 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from sora_extend import layout
+from sora_extend.library.index import LibraryIndex
+from sora_extend.library.remake import PrefectApi
 from sora_extend.settings import Settings, get_settings
 from sora_extend.storage.store import open_filesystem
+from sora_extend.web.library_html import AGAIN_PATH, FONT_PATH
+from sora_extend.web.library_routes import Library
+from sora_extend.web.signin import REALM, SignIn, Viewer
+from sora_extend.web.users import User
 
 CONTENT_TYPES: dict[str, str] = {
     ".mp4": "video/mp4",
@@ -56,6 +60,7 @@ CHUNK_BYTES = 256 * 1024
 # Job files are replaced in place (a re-render rewrites final.mp4), so browsers must revalidate.
 FILE_HEADERS = {"cache-control": "no-cache", "x-content-type-options": "nosniff"}
 _FORBIDDEN_IN_SEGMENT = ("/", "\\", "\x00")
+LIBRARY_FONT = tuple(FONT_PATH.strip("/").split("/"))
 _RANGE = re.compile(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)", re.IGNORECASE)
 
 
@@ -178,16 +183,6 @@ class MediaStore:
         kind: Literal["file", "directory"] = "directory" if info.get("type") == "directory" else "file"
         return Entry(kind=kind, path=path, size=int(info.get("size") or 0))
 
-    def job_ids(self) -> list[str]:
-        """The folders directly under the root, sorted."""
-        try:
-            entries = self.fs.ls(self.root, detail=True)
-        except FileNotFoundError:
-            return []
-        names = sorted(posixpath.basename(str(e["name"]).rstrip("/")) for e in entries if e["type"] == "directory")
-        # Locally a folder may be a symlink to somewhere else: list only what would also be served.
-        return [name for name in names if segment_allowed(name) and (not self.is_local or self.locate((name,)))]
-
     def signed_url(self, path: str) -> str | None:
         """A presigned GET URL, or None when this filesystem cannot sign (same rule as JobStore.link)."""
         try:
@@ -236,36 +231,45 @@ def stream_response(fs: fsspec.AbstractFileSystem, entry: Entry, media_type: str
     return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
 
 
-def listing_page(job_ids: list[str]) -> str:
-    items = "\n".join(
-        f'<li><a href="/{quote(job_id, safe="")}/{layout.REVIEW_PAGE}">{html.escape(job_id)}</a></li>'
-        for job_id in job_ids
-    )
-    return (
-        '<!doctype html>\n<html><head><meta charset="utf-8"><title>Sora Extend jobs</title></head>\n'
-        f"<body><h1>Jobs</h1>\n<ul>\n{items}\n</ul></body></html>\n"
-    )
-
-
 def not_found() -> Response:
     return PlainTextResponse("not found", status_code=404)
 
 
 class MediaServer:
-    """The request handler: the listing, job redirects and files."""
+    """The request handler: sign-in, the library, job redirects and files."""
 
-    def __init__(self, store: MediaStore) -> None:
+    def __init__(self, store: MediaStore, library: Library, sign_in: SignIn | None) -> None:
         self.store = store
+        self.library = library
+        self.sign_in = sign_in
+
+    def viewer(self, request: Request) -> Viewer | Response:
+        """Who asks: everyone (sign-in off), a signed-in user, or the refusal to send back."""
+        if self.sign_in is None:
+            return Viewer(name=None, admin=True)
+        client = request.client.host if request.client else "unknown"
+        answer = self.sign_in.check(request.headers.get("authorization"), client)
+        if isinstance(answer, Viewer):
+            return answer
+        headers = {"www-authenticate": REALM} if answer.status == 401 else {"retry-after": str(answer.retry_after_s)}
+        return PlainTextResponse(answer.message, status_code=answer.status, headers=headers)
 
     def handle(self, request: Request) -> Response:
         # A sync endpoint: Starlette runs it in a worker thread, where blocking fsspec calls belong.
+        viewer = self.viewer(request)
+        if isinstance(viewer, Response):
+            return viewer
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
         try:
             parts = request_parts(raw_path)
         except PathRefused:
             return PlainTextResponse("bad path", status_code=400)
         if not parts:
-            return HTMLResponse(listing_page(self.store.job_ids()), headers={"cache-control": "no-cache"})
+            return self.library.page(request, viewer)
+        if parts == LIBRARY_FONT:
+            return self.library.font(request)
+        if not self.library.may_open(viewer, parts[0]):
+            return not_found()  # another person's job is answered like one that does not exist
         entry = self.store.locate(parts)
         if entry is None:
             return not_found()
@@ -278,6 +282,12 @@ class MediaServer:
             return not_found()  # a file at the storage root belongs to no job
         return self.file_response(entry, content_type(parts[-1]), request)
 
+    async def again(self, request: Request) -> Response:
+        viewer = await anyio.to_thread.run_sync(self.viewer, request)  # bcrypt takes a while: not on the loop
+        if isinstance(viewer, Response):
+            return viewer
+        return await self.library.again(request, viewer)
+
     def file_response(self, entry: Entry, media_type: str, request: Request) -> Response:
         if self.store.is_local:
             return FileResponse(entry.path, media_type=media_type, headers=FILE_HEADERS)
@@ -289,14 +299,33 @@ class MediaServer:
         return stream_response(self.store.fs, entry, media_type, request)
 
 
-def build_app(storage_url: str, settings: Settings | None = None) -> Starlette:
-    """The ASGI app serving `storage_url` read-only (GET and HEAD; any other method is answered 405)."""
-    server = MediaServer(MediaStore(storage_url, settings or get_settings()))
-    return Starlette(routes=[Route("/{path:path}", server.handle, methods=["GET", "HEAD"])])
+def build_app(
+    storage_url: str,
+    settings: Settings | None = None,
+    *,
+    users: dict[str, User] | None = None,
+    prefect: PrefectApi | None = None,
+) -> Starlette:
+    """The ASGI app serving `storage_url` read-only (GET and HEAD; any other method is answered 405), with
+    sign-in when `users` are given, and a 'make again' button (the one POST) when `prefect` is."""
+    settings = settings or get_settings()
+    library = Library(LibraryIndex(storage_url, settings), signed_in=users is not None, prefect=prefect)
+    server = MediaServer(MediaStore(storage_url, settings), library, SignIn(users) if users is not None else None)
+    routes = [Route("/{path:path}", server.handle, methods=["GET", "HEAD"])]
+    if prefect is not None:
+        routes.insert(0, Route(f"{AGAIN_PATH}/{{job}}", server.again, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
-def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(
+    storage_url: str,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    users: dict[str, User] | None = None,
+    prefect: PrefectApi | None = None,
+) -> None:
     """Serve `storage_url` until interrupted."""
-    app = build_app(storage_url)
+    app = build_app(storage_url, users=users, prefect=prefect)
     print(f"serving {storage_url} on http://{host}:{port}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -7,16 +7,14 @@ the internet). Every media link is relative to the job folder, so the page works
 
 from __future__ import annotations
 
-import html
 import itertools
-from importlib import resources
-from string import Template
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from sora_extend.pipeline.review import DriftRecord, Verdict
 from sora_extend.web.fonts import font_face
+from sora_extend.web.page import escape, render
 
 PieceState = Literal["rendered", "resumed", "failed", "pending"]
 
@@ -70,8 +68,7 @@ class ReviewPage(BaseModel):
     files: list[Figure] = Field(default_factory=list, description="label -> relative path of the job's records.")
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+_e = escape
 
 
 def _timeline(page: ReviewPage) -> str:
@@ -211,5 +208,4 @@ def render_review_page(page: ReviewPage) -> str:
         links = " · ".join(f'<a href="{_e(f.value)}">{_e(f.label)}</a>' for f in page.files)
         parts.append(f"<footer>Records: {links}</footer>")
     content = "\n".join(parts)
-    template = Template(resources.files("sora_extend.web").joinpath("review.html").read_text(encoding="utf-8"))
-    return template.substitute(title=_e(page.title), font_face=font_face(page.title + content), content=content)
+    return render("review.html", title=_e(page.title), font_face=font_face(page.title + content), content=content)
