@@ -178,11 +178,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = get_settings()
     request = request_from(args, owner=_owner(args, settings))
     from sora_extend.pipeline.budget import check_estimate
+    from sora_extend.pipeline.job import Job, job_ref
     from sora_extend.pipeline.references import checked_references
+    from sora_extend.pipeline.takes import check_picks
 
     check_estimate(request)  # before Prefect starts: a refusal costs nothing and returns at once
     storage = _storage_of(request.storage, settings)
     checked_references(request, settings)  # readable images of a kind and size the model takes
+    check_picks(Job(job_ref(request, settings), settings))  # takes picked by hand exist
     _check_keys(request, settings, _check_prefect_server())
     from sora_extend.comfyui.preflight import check_servers
 

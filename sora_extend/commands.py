@@ -12,11 +12,12 @@ from sora_extend.request import ExtendRequest
 
 DEPLOYMENT = "extend-video/extend-video"
 # Shorter or established spellings; every other field is --field-name.
-FLAGS = {"budget_usd": "--budget", "references": "--reference"}
+FLAGS = {"budget_usd": "--budget", "references": "--reference", "use_takes": "--use-take"}
 # List fields given once per item (--reference a.png --reference b.png) rather than as one list.
-REPEATED = ("references",)
-# Choices of one run, not of the video: never carried over into a command for another run.
-PER_RUN = ("rerender", "rerender_keyframes")
+REPEATED = ("references", "use_takes")
+# Choices of one run, not of the video: never carried over into a command for another run (a take picked by
+# hand is kept in the job folder until its segment is re-rendered).
+PER_RUN = ("rerender", "rerender_keyframes", "use_takes")
 # Filled in by the CLI from whoever runs the command (SORA_EXTEND_OWNER or the system user).
 FILLED_BY_CLI = ("owner",)
 

@@ -10,6 +10,7 @@ from sora_extend.comfyui.preflight import check_servers
 from sora_extend.pipeline.budget import check_estimate, estimate
 from sora_extend.pipeline.job import Job, JobRef, JobState, job_ref
 from sora_extend.pipeline.run import fix_run_inputs, pending_work
+from sora_extend.pipeline.takes import check_picks
 from sora_extend.request import ExtendRequest
 from tasks.secrets import settings_with_keys
 
@@ -21,6 +22,7 @@ def prepare_job(request: ExtendRequest) -> tuple[JobRef, JobState]:
     settings = settings_with_keys(request)
     check_servers(request, settings)  # ComfyUI: refused before anything is queued
     job = Job(job_ref(request, settings), settings)
+    check_picks(job)
     prices = fix_run_inputs(job)
     would_be = job.with_rerender(request.rerender, request.rerender_keyframes)
     would_be.picks |= request.picks

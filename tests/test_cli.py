@@ -199,6 +199,36 @@ def _closed_port() -> int:
             "error: references: README.md is not a readable image (allowed: PNG, JPEG or WebP files)",
         ),
         (
+            ["run", KOREAN, "--max-takes", "0"],
+            {},
+            "error: max_takes: Input should be greater than or equal to 1 (allowed: 1-5)",
+        ),
+        (
+            ["run", KOREAN, "--max-takes", "9"],
+            {},
+            "error: max_takes: Input should be less than or equal to 5 (allowed: 1-5)",
+        ),
+        (
+            ["run", KOREAN, "--quality-gate", "maybe"],
+            {},
+            "error: quality_gate: Input should be 'off', 'report' or 'retake' (allowed: off, report, retake)",
+        ),
+        (
+            ["run", KOREAN, "--judge", "vlm"],
+            {},
+            "error: OPENAI_API_KEY: judge 'vlm' (model gpt-4.1-mini) needs an API key and none was found.",
+        ),
+        (
+            ["run", KOREAN, "--judge", "vlm", "--judge-model", "gpt-2"],
+            {"OPENAI_API_KEY": "unused"},
+            "error: judge_model: unknown judge model 'gpt-2' (allowed: gpt-4.1-mini, gpt-5-mini)",
+        ),
+        (
+            ["run", KOREAN, "--use-take", "2=3"],
+            {},
+            "error: use_takes: segment 2 has no stored take 3 (allowed: none rendered yet)",
+        ),
+        (
             ["run", KOREAN, "--provider", "fal", "--model", "hailuo23", "--continuity", "extend"],
             {"FAL_KEY": "unused"},
             "error: model: hailuo23 has no extend endpoint (continuity 'extend') (allowed: veo31, veo31-fast, ltx23)",

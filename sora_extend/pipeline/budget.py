@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from sora_extend.catalogue import load_catalogue
 from sora_extend.errors import BudgetExceededError
 from sora_extend.pricing import PriceBook, catalogue_only
+from sora_extend.quality.vlm import estimate_usd
 from sora_extend.request import ExtendRequest
 
 
@@ -32,15 +34,27 @@ class Estimate(BaseModel):
     keyframes: int = 0
     usd_per_keyframe: float = 0.0
     keyframe_price_source: str = ""
+    quality_gate: str = "off"
+    max_takes: int = Field(1, description="Takes per piece the gate may render (1 without retakes).")
+    judge: str = "pixels"
+    usd_per_verdict: float = Field(0.0, description="What one chat model verdict is expected to cost (judge vlm).")
 
     def cost_of(self, work: Work) -> float:
         """An upper bound for this much work (each pending segment at the dearest segment's price)."""
         dearest = max(self.segment_usd, default=0.0)
-        return round(work.segments * dearest + work.keyframes * self.usd_per_keyframe, 4)
+        verdicts = (work.segments + work.keyframes) * self.usd_per_verdict
+        return round(work.segments * dearest + work.keyframes * self.usd_per_keyframe + verdicts, 4)
 
     @property
     def total_usd(self) -> float:
-        return round(sum(self.segment_usd) + self.keyframes * self.usd_per_keyframe, 4)
+        """Every piece once, judged once: what the run costs when nothing has to be retaken."""
+        verdicts = (self.segments + self.keyframes) * self.usd_per_verdict
+        return round(sum(self.segment_usd) + self.keyframes * self.usd_per_keyframe + verdicts, 4)
+
+    @property
+    def worst_usd(self) -> float:
+        """Every piece retaken as often as the gate allows: the most the run can cost."""
+        return round(self.total_usd * self.max_takes, 4)
 
     def lines(self) -> list[str]:
         lines = [
@@ -59,7 +73,15 @@ class Estimate(BaseModel):
                 f"keyframes      {self.keyframes} x ${self.usd_per_keyframe:.3f} on {self.keyframe_model} "
                 f"({self.keyframe_price_source})"
             )
-        lines.append(f"total          ${self.total_usd:.2f}")
+        if self.usd_per_verdict:
+            verdicts = self.segments + self.keyframes
+            lines.append(f"judge          {self.judge}, ${self.usd_per_verdict:.4f} per verdict x {verdicts}")
+        lines.append(f"total          ${self.total_usd:.2f}" + (" without retakes" if self.max_takes > 1 else ""))
+        if self.max_takes > 1:
+            lines.append(
+                f"worst case     ${self.worst_usd:.2f} (every piece flawed and retaken: {self.max_takes} takes each; "
+                "no retake is submitted past the budget)"
+            )
         return lines
 
 
@@ -89,6 +111,10 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
         for index, mode in enumerate(segment_modes(request), start=1)
     ]
     keyframe_spec = request.keyframe_spec
+    verdict_usd = 0.0
+    if request.judge == "vlm" and request.judge_model:
+        stills = len(request.references) + (2 if request.mode == "keyframes" else 1)  # its images: first (and last)
+        verdict_usd = estimate_usd(load_catalogue().judge(request.judge_model), stills)
     still = (
         prices.keyframe(keyframe_spec, keyframe_spec.endpoints.image_edit or "", *request.size)
         if keyframe_spec
@@ -110,6 +136,10 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
         keyframes=request.segments + 1 if keyframe_spec else 0,
         usd_per_keyframe=still.usd if still else 0.0,
         keyframe_price_source=still.source if still else "",
+        quality_gate=request.quality_gate,
+        max_takes=request.max_takes if request.quality_gate == "retake" else 1,
+        judge=f"{request.judge} ({request.judge_model})" if request.judge_model else request.judge,
+        usd_per_verdict=verdict_usd,
     )
 
 

@@ -137,14 +137,24 @@ def _finish(job: Job, step: Piece, verdicts: list[Verdict], chosen: Verdict, not
 def _picked(job: Job, step: SegmentStep, inputs: Mapping[str, object], take: int) -> PaidResult:
     found = stored_takes(job, step, take)
     if not found:
-        raise InputError("use_takes", f"segment {step.index} has no stored take {take}", available_takes(job, step))
+        raise InputError("use_takes", f"segment {step.index} has no stored take {take}", _numbers(job, step.index))
     verdict = judge_piece(job, step, inputs, found[0])
     return _finish(job, step, [verdict], verdict, "picked by hand")
 
 
-def available_takes(job: Job, step: Piece) -> str:
-    takes = sorted({record.take for record in stored_takes(job, step)})
+def _numbers(job: Job, segment: int) -> str:
+    """The stored takes of a segment, in words."""
+    record_rel = layout.segment_record(segment)
+    takes = sorted({record.take for record in all_takes(job, record_rel, SegmentRecord, layout.SEGMENT_HISTORY_DIR)})
     return ", ".join(str(take) for take in takes) or "none rendered yet"
+
+
+def check_picks(job: Job) -> None:
+    """Refuse a take picked by hand (use_takes) that is not in storage, before anything starts."""
+    for segment, take in job.request.picks.items():
+        stored = _numbers(job, segment)
+        if str(take) not in stored.split(", "):
+            raise InputError("use_takes", f"segment {segment} has no stored take {take}", stored)
 
 
 def settle(job: Job, step: Piece, inputs: Mapping[str, object], render: Callable[[Piece], PaidResult]) -> PaidResult:

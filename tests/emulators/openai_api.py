@@ -1,9 +1,12 @@
-"""A loopback emulator of OpenAI's `/v1/videos` API (and gateways that mimic it) plus a planner LLM on
+"""A loopback emulator of OpenAI's `/v1/videos` API (and gateways that mimic it) plus a chat model on
 `/v1/chat/completions` and `/v1/responses`, for the real `openai` SDK.
 
 Videos are rendered lazily with the offline preview renderer; extensions are stitched (source clip,
-then a new part seeded with its last frame), as OpenAI documents. The planner answers with a
-deterministic plan shaped by whatever JSON schema the request carries, so `.parse()` works.
+then a new part seeded with its last frame), as OpenAI documents. Every chat request is validated against
+a snapshot of OpenAI's published request schema (tests/fixtures/openai, with its source and date). The
+planner answers with a deterministic plan shaped by whatever JSON schema the request carries, so
+`.parse()` works; a request with images (the clip judge) gets the next answer a test queued in
+`vision_answers`, shaped the same way, and is billed image tokens by OpenAI's documented patch rule.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from jsonschema import Draft202012Validator
 
 from sora_extend.media.frames import last_frame
 from sora_extend.media.merge import JoinPlan, merge_videos
@@ -45,6 +50,13 @@ from tests.emulators._common import (
     thumbnail_jpeg,
 )
 from tests.emulators.faults import Fault, FaultBook, FaultKind
+
+CHAT_SNAPSHOT = Path(__file__).resolve().parent.parent / "fixtures" / "openai" / "create_chat_completion_request.json"
+CHAT_REQUEST = Draft202012Validator(json.loads(CHAT_SNAPSHOT.read_text("utf-8"))["schema"])
+# OpenAI's image tokens (platform.openai.com/docs/guides/images-vision): 32 px patches, at most 1536, times a
+# per-model multiplier; a model not listed here counts its patches as they are.
+PATCH, MAX_PATCHES = 32, 1536
+PATCH_MULTIPLIER = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "gpt-5-mini": 1.2, "gpt-5-nano": 1.5, "o4-mini": 1.72}
 
 ROUTE_FAULTS: dict[str, frozenset[FaultKind]] = {
     "create": frozenset({"status", "reset", "stuck"}),
@@ -148,6 +160,8 @@ class OpenAIEmulator(EmulatorBase):
         self.videos: dict[str, _Video] = {}
         self.submissions: list[VideoSubmission] = []
         self.chat_requests: list[dict[str, Any]] = []  # every planner call's parsed body (chat and responses)
+        self.vision_answers: deque[dict[str, Any]] = deque()  # what the chat model says about the next images
+        self.vision_requests: list[dict[str, Any]] = []  # every chat request with images (the clip judge)
         self._server = LoopbackServer(self._handle)
         self.base_url = f"http://127.0.0.1:{self._server.port}/v1"
 
@@ -570,10 +584,24 @@ class OpenAIEmulator(EmulatorBase):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise _ApiError(400, "Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
+        problem = next(iter(sorted(CHAT_REQUEST.iter_errors(body), key=lambda error: list(error.absolute_path))), None)
+        if problem is not None:
+            where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem.absolute_path)
+            raise _ApiError(
+                400, f"Invalid value for '{where.lstrip('.')}': {problem.message}", where.lstrip("."), "invalid_value"
+            )
         response_format = body.get("response_format") or {}
         schema = (response_format.get("json_schema") or {}).get("schema") if isinstance(response_format, dict) else None
-        text = _plan_text(_find_brief(messages), schema, fault)
-        usage = _usage(request.body, text)
+        images = _images(messages)
+        if images:
+            with self._lock:
+                self.vision_requests.append(body)
+                answer = self.vision_answers.popleft() if self.vision_answers else {}
+            shaped = _conform(answer, schema, schema, _Hint("", "", 1)) if isinstance(schema, dict) else answer
+            text = json.dumps(shaped)
+        else:
+            text = _plan_text(_find_brief(messages), schema, fault)
+        usage = _usage(body, text, images)
         completion = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -608,7 +636,7 @@ class OpenAIEmulator(EmulatorBase):
         text_format = (body.get("text") or {}).get("format") or {}
         schema = text_format.get("schema") if text_format.get("type") == "json_schema" else None
         text = _plan_text(_find_brief(messages), schema, fault)
-        usage = _usage(request.body, text)
+        usage = _usage(body, text, [])
         now = int(time.time())
         response = {
             "id": f"resp_{uuid.uuid4().hex}",
@@ -815,6 +843,34 @@ def _conform(value: Any, schema: dict[str, Any], root: dict[str, Any], hint: _Hi
     return None if kind == "null" else value
 
 
-def _usage(request_body: bytes, text: str) -> tuple[int, int]:
-    # Roughly four bytes a token, so budgets and logs see plausible numbers.
-    return max(1, len(request_body) // 4), max(1, len(text.encode("utf-8")) // 4)
+def _images(messages: list[Any]) -> list[np.ndarray]:
+    """Every image part of the messages, decoded (a request with images is a question about pictures)."""
+    parts = [
+        part
+        for message in messages
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
+    return [decode_image(decode_data_uri(str(part["image_url"]["url"]))) for part in parts]
+
+
+def _image_tokens(image: np.ndarray, model: str) -> int:
+    height, width = image.shape[:2]
+    patches = min(MAX_PATCHES, -(-width // PATCH) * -(-height // PATCH))
+    return round(patches * PATCH_MULTIPLIER.get(model, 1.0))
+
+
+def _without_images(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_images(item) for item in node]
+    if isinstance(node, dict):
+        return {key: "" if key == "image_url" else _without_images(value) for key, value in node.items()}
+    return node
+
+
+def _usage(body: dict[str, Any], text: str, images: list[np.ndarray]) -> tuple[int, int]:
+    # Text: roughly four bytes a token (image data apart), so budgets and logs see plausible numbers.
+    text_bytes = len(json.dumps(_without_images(body), ensure_ascii=False).encode("utf-8"))
+    prompt = max(1, text_bytes // 4) + sum(_image_tokens(image, str(body["model"])) for image in images)
+    return prompt, max(1, len(text.encode("utf-8")) // 4)
