@@ -14,6 +14,10 @@ import pytest
 from flows.extend import extend_video
 from sora_extend import layout
 from sora_extend.media.frames import iter_frames
+from sora_extend.pipeline.job import Job, job_ref
+from sora_extend.pipeline.run import run_job
+from sora_extend.pipeline.takes import takes_records
+from sora_extend.plan import ShotPlan
 from sora_extend.request import ExtendRequest
 from sora_extend.storage.store import JobStore
 from tests.emulators.faults import Fault
@@ -23,9 +27,9 @@ CLIP = "fal-ai/tiny-video/image-to-video"
 
 
 def gated_request(prompt: str, **fields: Any) -> ExtendRequest:
-    return ExtendRequest(
-        prompt=prompt, provider="fal", model="tiny-fal", segments=4, seconds=1, continuity="keyframes", **fields
-    )
+    options: dict[str, Any] = {"provider": "fal", "model": "tiny-fal", "segments": 4, "seconds": 1}
+    options |= {"continuity": "keyframes"}
+    return ExtendRequest(prompt=prompt, **(options | fields))
 
 
 def black_frames(video: Path) -> list[float]:
@@ -80,3 +84,88 @@ def test_without_the_gate_the_flawed_clips_are_kept(prefect_harness: None, fal_e
     before = len(fal_emulator.submissions)
     extend_video(request=request)
     assert len(fal_emulator.submissions) == before
+
+
+def _run(request: ExtendRequest) -> Job:
+    job = Job(job_ref(request))
+    _, outcome = run_job(job)
+    assert outcome.ok, outcome.error
+    return job
+
+
+def test_the_chat_model_judge_sees_the_stills_and_frames_and_its_no_is_a_retake(
+    openai_emulator: Any, storage_url: str
+) -> None:
+    clean = {"same_subject": True, "same_setting": True, "artefacts": False, "morphing": False}
+    clean |= {"follows_prompt": True, "score": 4, "reasons": ["the lantern and the alley stay the same"]}
+    morphs = clean | {"morphing": True, "score": 2, "reasons": ["the lantern turns into a bird halfway"]}
+    openai_emulator.vision_answers.extend([clean, morphs, clean, clean])  # chain: one piece after another
+    request = ExtendRequest(
+        prompt="A paper lantern in a narrow alley", segments=3, seconds=1, resolution="360p", judge="vlm"
+    )
+    job = _run(request)
+
+    asked = openai_emulator.vision_requests
+    assert len(asked) == 4 and {body["model"] for body in asked} == {"gpt-4.1-mini"}
+    for body in asked:  # the stills it was made from, then four of its frames, as image parts
+        parts = [part for message in body["messages"] for part in message["content"] if isinstance(part, dict)]
+        images = [part for part in parts if part["type"] == "image_url"]
+        assert len(images) >= 3 and all(
+            part["image_url"]["url"].startswith("data:image/jpeg;base64,") for part in images
+        )
+        assert body["response_format"]["type"] == "json_schema"
+    first = [part for part in asked[0]["messages"][1]["content"] if part["type"] == "image_url"]
+    second = [part for part in asked[1]["messages"][1]["content"] if part["type"] == "image_url"]
+    assert len(second) == len(first) + 1  # segment 2 also shows the hand-off image it had to start on
+
+    takes = job.store.read_json(layout.segment_takes(2))
+    flawed, kept = takes["takes"]
+    assert takes["used"] == 2 and not flawed["verdict"]["passed"] and kept["verdict"]["passed"]
+    assert flawed["verdict"]["model_answer"]["morphing"] is True
+    assert (
+        "morphing" in flawed["verdict"]["flaws"][0]["words"] and "into a bird" in flawed["verdict"]["flaws"][0]["words"]
+    )
+    judged = [entry for entry in job.ledger.entries() if entry.kind == "judge"]
+    assert len(judged) == 4 and all(entry.billed and entry.state == "completed" for entry in judged)
+    spent = sum(entry.cost_usd for entry in judged)
+    expected = sum(
+        piece.verdict.cost_usd
+        for record in takes_records(job, job.store.read_model(layout.PLAN, ShotPlan))
+        for piece in record.takes
+    )
+    assert spent == pytest.approx(expected) and 0 < spent < 0.02
+    assert openai_emulator.key not in "".join(
+        job.store.read_bytes(path).decode("utf-8", "replace") for path in _json_files(job)
+    )
+
+
+def _json_files(job: Job) -> list[str]:
+    root = Path(job.store.path(""))
+    return [str(path.relative_to(root)) for path in root.rglob("*.json")]
+
+
+def test_a_retake_that_would_pass_the_budget_is_not_submitted(fal_emulator: Any, storage_url: str) -> None:
+    fal_emulator.inject("clip", Fault.flawed("black"))
+    request = gated_request("A lighthouse beam in fog", segments=2, continuity="chain", budget_usd=0.40)
+    job = _run(request)  # two clips at $0.15 fit; a third (the retake) would not
+
+    clips = [s for s in fal_emulator.submissions_for(request.prompt) if s.endpoint.startswith("fal-ai/tiny-video")]
+    assert len(clips) == 2
+    takes = job.store.read_json(layout.segment_takes(1))
+    assert takes["used"] == 1 and len(takes["takes"]) == 1 and not takes["takes"][0]["verdict"]["passed"]
+    assert "take 2 was not rendered" in takes["note"] and "budget" in takes["note"]
+
+
+def test_a_take_picked_by_hand_is_merged_without_rendering(fal_emulator: Any, storage_url: str) -> None:
+    fal_emulator.inject("clip", Fault.flawed("black"))
+    request = gated_request("A swing under a plane tree", segments=2)
+    job = _run(request)
+    flawed = next(index for index in (1, 2) if len(job.store.read_json(layout.segment_takes(index))["takes"]) == 2)
+    assert black_frames(Path(job.store.path(layout.FINAL))) == []
+
+    before = len(fal_emulator.submissions)
+    picked = _run(request.model_copy(update={"use_takes": [f"{flawed}=1"]}))
+    assert len(fal_emulator.submissions) == before  # nothing rendered: the stored take went in
+    takes = picked.store.read_json(layout.segment_takes(flawed))
+    assert takes["used"] == 1 and takes["note"] == "picked by hand"
+    assert black_frames(Path(picked.store.path(layout.FINAL)))  # the flawed take, by the person's choice

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from sora_extend import layout
 from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.pipeline.assemble import merge_job
-from sora_extend.pipeline.budget import Work
+from sora_extend.pipeline.budget import Work, estimate
 from sora_extend.pipeline.execute import Outcome, ThreadRunner, execute
 from sora_extend.pipeline.generation import Gate
 from sora_extend.pipeline.handoff import extract_handoff
@@ -42,13 +42,14 @@ ProviderFactory = Callable[[ModelSpec | ImageModelSpec], Provider]
 
 
 def graph_for(request: ExtendRequest, plan: ShotPlan, state: JobState) -> RunGraph:
-    """The job's run in its continuation mode, with the re-render takes and references of `state`."""
+    """The job's run in its continuation mode, with the re-render takes, picked takes and references of `state`
+    (and the takes this request picks)."""
     return build_graph(
         request.mode,
         plan,
         takes=state.takes,
         keyframe_takes=state.keyframe_takes,
-        picks=state.picks,
+        picks=state.picks | request.picks,
         colour_anchor=request.colour_anchor,
         references=tuple(state.references),
         reference_to_video=request.spec.reference is not None,
@@ -84,7 +85,7 @@ def run_step(
 
     assert isinstance(step, KeyframeStep | SegmentStep)
     try:
-        return settle(job, step, inputs, render)
+        return settle(job, step, inputs, render, lambda: unrendered_usd(job))
     finally:
         provider.close()
 
@@ -126,6 +127,18 @@ def pending_work(job: Job, state: JobState | None = None) -> Work:
         segments=sum(isinstance(step, SegmentStep) and step.id in stale for step in graph.steps),
         keyframes=sum(isinstance(step, KeyframeStep) and step.id in stale for step in graph.steps),
     )
+
+
+def unrendered_usd(job: Job) -> float:
+    """What the run's pieces not yet submitted will cost at least (one take each): a retake must leave room in
+    the budget for them."""
+    pending = pending_work(job)
+    flying = [e for e in job.ledger.entries() if e.state in ("submitting", "submitted")]
+    work = Work(
+        segments=max(0, pending.segments - sum(entry.kind == "segment" for entry in flying)),
+        keyframes=max(0, pending.keyframes - sum(entry.kind == "keyframe" for entry in flying)),
+    )
+    return estimate(job.request, job.prices).cost_of(work)
 
 
 def run_job(

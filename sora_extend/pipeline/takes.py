@@ -157,8 +157,16 @@ def check_picks(job: Job) -> None:
             raise InputError("use_takes", f"segment {segment} has no stored take {take}", stored)
 
 
-def settle(job: Job, step: Piece, inputs: Mapping[str, object], render: Callable[[Piece], PaidResult]) -> PaidResult:
-    """The take of `step` to use: rendered (or found), judged, retaken while flawed and allowed."""
+def settle(
+    job: Job,
+    step: Piece,
+    inputs: Mapping[str, object],
+    render: Callable[[Piece], PaidResult],
+    unrendered_usd: Callable[[], float] = lambda: 0.0,
+) -> PaidResult:
+    """The take of `step` to use: rendered (or found), judged, retaken while flawed and allowed. A retake must
+    leave room in the budget for the pieces not yet rendered (`unrendered_usd`): the run is not starved of
+    them to polish one piece."""
     request = job.request
     if request.quality_gate == "off":
         return render(step)
@@ -168,9 +176,14 @@ def settle(job: Job, step: Piece, inputs: Mapping[str, object], render: Callable
             return _picked(job, step, inputs, step.pick)
         last = step.take + (request.max_takes - 1 if request.quality_gate == "retake" else 0)
         verdicts: list[Verdict] = []
+        records: list[PaidResult] = []
         note = ""
         for number in range(step.take, last + 1):
             this = step.model_copy(update={"take": number})
+            if verdicts and stored_takes(job, step, number) == []:
+                note = _unaffordable(job, number, verdicts[-1], records[-1].cost_usd, unrendered_usd)
+                if note:
+                    break
             try:
                 record = render(this)
             except (BudgetExceededError, TerminalProviderError) as exc:
@@ -181,12 +194,29 @@ def settle(job: Job, step: Piece, inputs: Mapping[str, object], render: Callable
                 break
             verdict = judge_piece(job, this, inputs, record)
             verdicts.append(verdict)
+            records.append(record)
             if verdict.passed:
                 break
             retake = number < last
             emit(step.id, "flawed", detail=f"{verdict.headline} → take {number + 1}" if retake else verdict.headline)
         chosen = best(verdicts)
         return _finish(job, step, verdicts, chosen, _why(request.quality_gate, verdicts, chosen, note))
+
+
+def _unaffordable(job: Job, number: int, flawed: Verdict, price: float, unrendered_usd: Callable[[], float]) -> str:
+    """Why take `number` would pass the budget ('' when it fits), leaving the pieces still to render room."""
+    budget = job.request.budget_usd
+    if budget is None:
+        return ""
+    committed, reserved = job.ledger.committed_usd(), unrendered_usd()
+    if committed + price + reserved <= budget + 1e-9:
+        return ""
+    note = (
+        f"take {number} was not rendered: it would pass the budget (${committed:.2f} spent, ${price:.2f} for the "
+        f"retake and ${reserved:.2f} kept for the pieces still to render, budget ${budget:.2f})"
+    )
+    logger.warning("%s: %s; %s stays", flawed.piece, note, f"take {flawed.take} ({flawed.headline})")
+    return note
 
 
 def _why(gate: str, verdicts: list[Verdict], chosen: Verdict, note: str) -> str:
