@@ -63,6 +63,7 @@ class Piece(BaseModel):
     request_id: str | None = None
     cost_usd: float | None = None
     earlier_usd: float = Field(0.0, description="What the piece's earlier takes cost (the quality gate retook it).")
+    note: str = Field("", description="What the quality gate found, kept on the row for the rest of the run.")
     called_provider: bool = False
     started_at: float | None = None
     finished_at: float | None = None
@@ -122,9 +123,12 @@ class Tracker:
                 piece.started_at = now
             if state in FINISHED:
                 piece.finished_at = now
-            if state == "flawed" and piece.cost_usd is not None and "→" in event.detail:  # a retake follows
-                piece.earlier_usd += piece.cost_usd
-                piece.cost_usd = None
+            if state == "flawed":
+                retake = "→" in event.detail
+                piece.note = f"{'retaken' if retake else 'kept flawed'}: {event.detail}"
+                if retake and piece.cost_usd is not None:  # the next take is paid for on top
+                    piece.earlier_usd += piece.cost_usd
+                    piece.cost_usd = None
             piece.request_id = event.request_id or piece.request_id
             # "done" carries the kept take's cost: only news for a piece this run did not submit.
             if event.cost_usd is not None and not (state == "done" and piece.called_provider):
@@ -195,7 +199,7 @@ def plain_line(tracker: Tracker, piece: Piece) -> str:
 def live_table(tracker: Tracker, title: str) -> Group:
     """The terminal view: a header, one row per piece, and the totals."""
     table = Table.grid(padding=(0, 2))
-    for _ in range(5):
+    for _ in range(6):
         table.add_column()
     with tracker.lock:
         pieces = [piece.model_copy() for piece in tracker.pieces.values()]
@@ -208,6 +212,7 @@ def live_table(tracker: Tracker, title: str) -> Group:
             piece.request_id or "",
             cost,
             timing,
+            Text(piece.note, style="magenta"),
         )
     eta = tracker.eta_s()
     footer = Text(

@@ -41,9 +41,12 @@ def _words(field: str, value: Any) -> list[str]:
     return [flag(field), str(value)]
 
 
-def run_command(request: ExtendRequest, storage_url: str, rerender: list[int] | None = None) -> str:
-    """`sora-extend run …` for this request's video in this storage, re-rendering the given segments.
-    Every field that differs from its default is spelled out, so the command finds the same job."""
+def run_command(
+    request: ExtendRequest, storage_url: str, rerender: list[int] | None = None, use_takes: list[str] | None = None
+) -> str:
+    """`sora-extend run …` for this request's video in this storage, re-rendering the given segments (or
+    putting the given stored takes in: SEGMENT=TAKE). Every field that differs from its default is spelled
+    out, so the command finds the same job."""
     words = ["sora-extend", "run", request.prompt]
     for field in ExtendRequest.model_fields:
         if field in ("prompt", "storage", *PER_RUN, *FILLED_BY_CLI):
@@ -54,21 +57,37 @@ def run_command(request: ExtendRequest, storage_url: str, rerender: list[int] | 
     words += ["--storage", storage_url]
     if rerender:
         words += _words("rerender", rerender)
+    if use_takes:
+        words += _words("use_takes", use_takes)
     return shlex.join(words)
 
 
-def api_body(request: ExtendRequest, storage_url: str, rerender: list[int], idempotency_key: str) -> dict[str, Any]:
+def api_body(
+    request: ExtendRequest,
+    storage_url: str,
+    rerender: list[int],
+    idempotency_key: str,
+    use_takes: list[str] | None = None,
+) -> dict[str, Any]:
     """The body of `POST /api/deployments/{id}/create_flow_run` for the same run."""
     fields = request.model_dump(mode="json", exclude=set(PER_RUN), exclude_defaults=True)
     fields |= {"prompt": request.prompt, "storage": storage_url, "rerender": rerender}
+    if use_takes:
+        fields["use_takes"] = use_takes
     return {"parameters": {"request": fields}, "idempotency_key": idempotency_key}
 
 
-def api_command(request: ExtendRequest, storage_url: str, rerender: list[int], idempotency_key: str) -> str:
+def api_command(
+    request: ExtendRequest,
+    storage_url: str,
+    rerender: list[int],
+    idempotency_key: str,
+    use_takes: list[str] | None = None,
+) -> str:
     """Two curl calls against $PREFECT_API_URL: find the deployment by name, then start the run. The
     idempotency key makes a repeated click return the run already started instead of paying again."""
     flow_name, deployment = DEPLOYMENT.split("/")
-    body = json.dumps(api_body(request, storage_url, rerender, idempotency_key), ensure_ascii=False)
+    body = json.dumps(api_body(request, storage_url, rerender, idempotency_key, use_takes), ensure_ascii=False)
     return (
         f'ID=$(curl -s "$PREFECT_API_URL/deployments/name/{flow_name}/{deployment}" '
         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')\n"

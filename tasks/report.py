@@ -51,6 +51,7 @@ def _short(text: str, limit: int = 80) -> str:
 def piece_rows(plan: ShotPlan, manifest: Manifest) -> list[dict[str, object]]:
     """One row per keyframe and per segment: what it is, who rendered it, what it cost, its state."""
     rows: list[dict[str, object]] = []
+    gate = {piece.piece: piece for piece in manifest.takes}
     keyframes = {record.index: record for record in manifest.keyframes}
     segments = {record.index: record for record in manifest.segments}
     failed = manifest.failed_step or ""
@@ -70,6 +71,7 @@ def piece_rows(plan: ShotPlan, manifest: Manifest) -> list[dict[str, object]]:
                 "seconds": seconds or "",
                 "cost (USD)": f"{record.cost_usd:.2f}" if record else "",
                 "state": state,
+                "quality gate": f"take {gate[step_id].used}: {gate[step_id].note}" if step_id in gate else "",
             }
         )
     return rows
@@ -103,6 +105,23 @@ def _links(job: Job, report: Report) -> list[str]:
     return lines
 
 
+def _gate_lines(job: Job, manifest: Manifest) -> list[str]:
+    """The quality gate at a glance: what it retook, what it had to keep flawed, and what that cost."""
+    if not manifest.takes:
+        return []
+    request = job.request
+    retaken = [piece for piece in manifest.takes if len(piece.takes) > 1]
+    flawed = [piece for piece in manifest.takes if not piece.in_use.verdict.passed]
+    judge = f"{request.judge}, {request.judge_model}" if request.judge_model else request.judge
+    lines = [
+        f"**Quality gate:** {request.quality_gate} (judge {judge}): {len(retaken)} piece(s) retaken, "
+        f"{len(flawed)} kept flawed; extra takes and verdicts ${manifest.gate_usd:.2f} of the cost  ",
+    ]
+    noted = {piece.piece: piece for piece in retaken + flawed}.values()
+    lines += [f"- `{piece.piece}`: take {piece.used} of {len(piece.takes)}: {piece.note}  " for piece in noted]
+    return lines
+
+
 def summary_markdown(job: Job, plan: ShotPlan, report: Report) -> str:
     """The run at a glance: links to the video and the review page, the contact sheet, every segment."""
     manifest, final = report.manifest, report.manifest.final
@@ -119,6 +138,7 @@ def summary_markdown(job: Job, plan: ShotPlan, report: Report) -> str:
     lines += [
         f"**Continuity:** {job.request.mode} ({job.request.mode_reason})  ",
         f"**Cost:** ${manifest.cost_usd:.2f} ({job.spec.provider}/{job.spec.id})  ",
+        *_gate_lines(job, manifest),
         f"**Job folder:** `{job.store.url()}`",
         "",
         "| # | seconds | request id | cost | drift (colour / structure) | prompt |",

@@ -3,15 +3,9 @@ terminal) and as a live view (a terminal, here a pseudo-terminal)."""
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
-import pty
 import re
-import struct
-import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
@@ -19,8 +13,8 @@ import pytest
 from cli.progress import Tracker, plain_line
 from sora_extend.events import Event
 from sora_extend.request import ExtendRequest
+from tests.terminal import plain, run_in_terminal
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 CLI = str(Path(sys.executable).with_name("sora-extend"))
 
 
@@ -73,6 +67,31 @@ def test_one_line_per_state_change_with_cost_and_eta() -> None:
     assert failed is not None and plain_line(tracker, failed).endswith("failed - disk full")
 
 
+def test_a_flawed_take_shows_what_the_judge_found_and_every_take_is_counted() -> None:
+    clock = Clock()
+    tracker = Tracker.for_request(ExtendRequest(prompt="A kite", segments=2, seconds=4, resolution="360p"), clock)
+    events = [
+        Event(step="segment-01", state="started"),
+        Event(step="segment-01", state="submitted", request_id="req-1", cost_usd=0.4),
+        Event(step="segment-01", state="judging", detail="take 1"),
+        Event(step="segment-01", state="flawed", detail="hard cut at 2.1 s → take 2"),
+        Event(step="segment-01", state="submitted", request_id="req-2", cost_usd=0.4),
+        Event(step="segment-01", state="judging", detail="take 2"),
+        Event(step="segment-01", state="done", request_id="req-2", cost_usd=0.4),
+    ]
+    lines = [plain_line(tracker, piece) for event in events if (piece := tracker.update(event)) is not None]
+    assert [line.split(maxsplit=3)[3] for line in lines] == [
+        "starting",
+        "submitted req-1 $0.40",
+        "judging req-1",
+        "flawed: hard cut at 2.1 s → take 2",
+        "submitted req-2 $0.80",
+        "judging req-2",
+        "done req-2 $0.80 in 0.0 s (cost so far $0.80)",
+    ]
+    assert tracker.cost() == pytest.approx(0.8)  # both takes were paid for
+
+
 def test_keyframes_mode_lists_the_stills_first() -> None:
     request = ExtendRequest(prompt="A kite", segments=2, seconds=4, resolution="360p", continuity="keyframes")
     steps = list(Tracker.for_request(request).pieces)
@@ -88,36 +107,13 @@ def test_live_view_on_a_terminal(api_url: str, tmp_path: Path) -> None:
         "PREFECT_API_URL": api_url,
         "SORA_EXTEND_STORAGE": f"file://{tmp_path / 'out'}",
         "SORA_EXTEND_WORK_DIR": str(tmp_path / "work"),
-        "TERM": "xterm-256color",
-        "COLUMNS": "120",
     }
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    process = subprocess.Popen(
-        [CLI, "run", "A kite over the Han river", "--segments", "2", "--seconds", "1", "--resolution", "360p"],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError as exc:  # EIO: the child closed the terminal
-            assert exc.errno == errno.EIO
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    stderr = process.communicate(timeout=300)[1].decode()
-    screen = b"".join(chunks).decode()
-    assert process.returncode == 0, screen[-3000:] + stderr[-3000:]
+    args = [CLI, "run", "A kite over the Han river", "--segments", "2", "--seconds", "1", "--resolution", "360p"]
+    screen, stderr, returncode = run_in_terminal(args, env)
+    assert returncode == 0, screen[-3000:] + stderr[-3000:]
 
     assert "\x1b[1A" in screen and "\x1b[2K" in screen  # the view was redrawn in place, not appended
-    text = ANSI.sub("", screen).replace("\r", "")
+    text = plain(screen)
     last_frame = text[text.rindex("A kite over the Han river ·") :]
     rows = {line.split()[0] + line.split()[1]: line for line in last_frame.splitlines() if line.startswith("segment")}
     assert set(rows) == {"segment01", "segment02"} and all(" done " in row for row in rows.values())

@@ -5,6 +5,9 @@ either pays for nothing."""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,9 @@ from sora_extend.pipeline.takes import takes_records
 from sora_extend.plan import ShotPlan
 from sora_extend.request import ExtendRequest
 from sora_extend.storage.store import JobStore
+from tests.browser import axe_violations
 from tests.emulators.faults import Fault
+from tests.terminal import plain, run_in_terminal
 
 pytestmark = pytest.mark.slow
 CLIP = "fal-ai/tiny-video/image-to-video"
@@ -38,7 +43,7 @@ def black_frames(video: Path) -> list[float]:
 
 
 def test_flawed_clips_are_retaken_and_never_reach_the_video(
-    prefect_harness: None, fal_emulator: Any, storage_url: str
+    prefect_harness: None, fal_emulator: Any, storage_url: str, browser: Any
 ) -> None:
     fal_emulator.inject("clip", Fault.flawed("cut"))
     fal_emulator.inject("clip", Fault.flawed("black"))
@@ -66,6 +71,23 @@ def test_flawed_clips_are_retaken_and_never_reach_the_video(
     before = len(fal_emulator.submissions)
     again = extend_video(request=request)
     assert len(fal_emulator.submissions) == before and again.cost_usd == result.cost_usd
+
+    # The review page says so where a person reads it: the verdict of every take, the one in the video, and
+    # the command that puts the other one in instead.
+    page = browser.new_page()
+    page.goto(Path(store.path(layout.REVIEW_PAGE)).as_uri())
+    for piece in gated:
+        card = page.locator(f"section#segment-{piece['index']:02d}")
+        assert card.locator(".judged.passed").inner_text().startswith("passed: take 2 is clean")
+        takes = card.locator("ol.takes li")
+        assert takes.count() == 2 and "in the video" in takes.nth(1).inner_text()
+        assert "flawed" in takes.nth(0).inner_text()
+        card.get_by_text("use take 1 instead").click()
+        assert f"--use-take {piece['index']}=1" in card.locator("pre").first.inner_text()
+    facts = page.locator("ul.facts").inner_text()
+    assert "quality gate retake, 2 piece(s) retaken, 0 kept flawed" in facts
+    assert axe_violations(page) == []
+    page.close()
 
 
 def test_without_the_gate_the_flawed_clips_are_kept(prefect_harness: None, fal_emulator: Any, storage_url: str) -> None:
@@ -169,3 +191,19 @@ def test_a_take_picked_by_hand_is_merged_without_rendering(fal_emulator: Any, st
     takes = picked.store.read_json(layout.segment_takes(flawed))
     assert takes["used"] == 1 and takes["note"] == "picked by hand"
     assert black_frames(Path(picked.store.path(layout.FINAL)))  # the flawed take, by the person's choice
+
+
+def test_the_terminal_shows_what_the_judge_found_and_the_retake(
+    api_url: str, fal_emulator: Any, storage_url: str
+) -> None:
+    fal_emulator.inject("clip", Fault.flawed("cut"))
+    cli = str(Path(sys.executable).with_name("sora-extend"))
+    args = [cli, "run", "A kite over a harbour", "--provider", "fal", "--model", "tiny-fal", "--segments", "2"]
+    screen, stderr, returncode = run_in_terminal([*args, "--seconds", "1"], {**os.environ, "PREFECT_API_URL": api_url})
+    text = plain(screen)
+    assert returncode == 0, text[-3000:] + stderr[-3000:]
+    last_frame = text[text.rindex("A kite over a harbour ·") :]
+    rows = {line.split()[1]: line for line in last_frame.splitlines() if line.startswith("segment")}
+    assert re.search(r" done .* \$0\.30 .*retaken: hard cut at \d\.\d s → take 2", rows["01"]), rows["01"]
+    assert " done " in rows["02"] and "$0.15" in rows["02"]
+    assert "total cost $0.45" in last_frame

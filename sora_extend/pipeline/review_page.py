@@ -18,7 +18,15 @@ from sora_extend.pipeline.review import DriftRecord, SeamRecord, judge
 from sora_extend.pipeline.steps import RunGraph, keyframe_id, segment_id
 from sora_extend.plan import ShotPlan
 from sora_extend.storage.store import JobStore
-from sora_extend.web.review_html import Figure, JoinView, PieceState, PieceView, ReviewPage, render_review_page
+from sora_extend.web.review_html import (
+    Figure,
+    JoinView,
+    PieceState,
+    PieceView,
+    ReviewPage,
+    TakeLine,
+    render_review_page,
+)
 
 FramePair = tuple[np.ndarray, np.ndarray]
 THUMB_WIDTH = 480  # join frames: sharp on a phone, small enough for a page of 60 joins
@@ -109,6 +117,35 @@ def _piece(
     )
 
 
+def _gate(job: Job, manifest: Manifest, step: str) -> dict[str, Any]:
+    """What the quality gate did with a piece, for its card: every take, what the judge said, and (segments)
+    how to put another take in the video without rendering anything."""
+    record = next((piece for piece in manifest.takes if piece.piece == step), None)
+    if record is None:
+        return {}
+    storage = job.store.storage_url
+    lines = []
+    for take in record.takes:
+        pick = [f"{record.index}={take.take}"] if record.kind == "segment" else None
+        words = "; ".join(flaw.words for flaw in take.verdict.flaws) or "clean"
+        lines.append(
+            TakeLine(
+                take=take.take,
+                in_use=take.take == record.used,
+                passed=take.verdict.passed,
+                words=words,
+                judge=take.verdict.judge,
+                cost_usd=take.cost_usd + take.verdict.cost_usd,
+                file=take.path,
+                command=run_command(job.request, storage, use_takes=pick) if pick else "",
+                api_call=api_command(job.request, storage, [], f"{job.job_id}-{step}-use-take{take.take}", pick)
+                if pick
+                else "",
+            )
+        )
+    return {"gate_note": record.note, "takes": lines}
+
+
 def _segments(job: Job, plan: ShotPlan, manifest: Manifest, drift: list[DriftRecord]) -> list[PieceView]:
     records = {record.index: record for record in manifest.segments}
     figures = {figure.segment: figure for figure in drift}
@@ -129,12 +166,13 @@ def _segments(job: Job, plan: ShotPlan, manifest: Manifest, drift: list[DriftRec
                 drift=figures.get(shot.index),
                 command=run_command(job.request, storage, [shot.index]),
                 api_call=api_command(job.request, storage, [shot.index], key),
+                **_gate(job, manifest, segment_id(shot.index)),
             )
         )
     return pieces
 
 
-def _keyframes(plan: ShotPlan, manifest: Manifest) -> list[PieceView]:
+def _keyframes(job: Job, plan: ShotPlan, manifest: Manifest) -> list[PieceView]:
     records: dict[int, KeyframeRecord] = {record.index: record for record in manifest.keyframes}
     pieces = []
     for still in plan.stills:
@@ -147,6 +185,7 @@ def _keyframes(plan: ShotPlan, manifest: Manifest) -> list[PieceView]:
                 manifest,
                 (still.prompt, ""),
                 image=record.path if record else None,
+                **_gate(job, manifest, keyframe_id(still.index)),
             )
         )
     return pieces
@@ -164,6 +203,11 @@ def _facts(job: Job, plan: ShotPlan | None, manifest: Manifest) -> list[Figure]:
         Figure(label="continuity", value=manifest.continuity or request.continuity),
         Figure(label="cost", value=f"${manifest.cost_usd:.2f}"),
     ]
+    if manifest.takes:
+        retaken = sum(len(piece.takes) > 1 for piece in manifest.takes)
+        flawed = sum(not piece.in_use.verdict.passed for piece in manifest.takes)
+        words = f"{request.quality_gate}, {retaken} piece(s) retaken, {flawed} kept flawed"
+        facts.append(Figure(label="quality gate", value=f"{words}, ${manifest.gate_usd:.2f} of the cost"))
     if final is not None:
         facts.append(Figure(label="merge", value=final.method))
     facts.append(Figure(label="job", value=job.job_id))
@@ -200,7 +244,7 @@ def write_review_page(
         duration=manifest.final.duration if manifest.final else 0.0,
         joins=_joins(job, shots, transitions, seams, pairs),
         segments=_segments(job, plan, manifest, drift) if plan else [],
-        keyframes=_keyframes(plan, manifest) if plan else [],
+        keyframes=_keyframes(job, plan, manifest) if plan else [],
         contact_sheet=layout.CONTACT_SHEET if manifest.segments else None,
         files=files,
     )

@@ -56,6 +56,10 @@ class TakesRecord(BaseModel):
     note: str = Field(..., description="Why that take, in plain words.")
 
     @property
+    def in_use(self) -> TakeView:
+        return next(take for take in self.takes if take.take == self.used)
+
+    @property
     def extra_usd(self) -> float:
         """What the takes not in use cost, and every chat model verdict."""
         unused = sum(take.cost_usd for take in self.takes if take.take != self.used)

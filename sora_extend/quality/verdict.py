@@ -45,10 +45,9 @@ class Verdict(BaseModel):
 
     @property
     def headline(self) -> str:
-        """The worst flaw in a few words ('hard cut at 2.1 s'), or 'clean'."""
-        if not self.flaws:
-            return "clean"
-        return max(self.flaws, key=lambda flaw: flaw.severity).words
+        """The first flaw found, in a few words ('hard cut at 2.1 s'), or 'clean'. The detectors run from the
+        causes to their consequences (a cut first, then the wrong last frame it leads to)."""
+        return self.flaws[0].words if self.flaws else "clean"
 
 
 def score_of(flaws: list[Flaw], answer: ModelAnswer | None = None) -> float:

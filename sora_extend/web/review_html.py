@@ -34,6 +34,20 @@ class JoinView(BaseModel):
     after: str | None = Field(None, description="Relative path of the first new frame after the join.")
 
 
+class TakeLine(BaseModel):
+    """One take of a piece, as the quality gate judged it."""
+
+    take: int
+    in_use: bool
+    passed: bool
+    words: str = Field(..., description="'clean', or every flaw the judge found, in plain words.")
+    judge: str
+    cost_usd: float
+    file: str = Field(..., description="Relative path of the take's clip or still.")
+    command: str = Field("", description="The CLI command that puts this take in the video (segments).")
+    api_call: str = ""
+
+
 class PieceView(BaseModel):
     """A segment or a keyframe still."""
 
@@ -50,6 +64,12 @@ class PieceView(BaseModel):
     drift: DriftRecord | None = None
     command: str = Field("", description="The CLI command that renders this piece again.")
     api_call: str = Field("", description="The same through the Prefect API.")
+    gate_note: str = Field("", description="What the quality gate did with the piece, in plain words.")
+    takes: list[TakeLine] = Field(default_factory=list, description="Every take the quality gate judged.")
+
+    @property
+    def verdict(self) -> TakeLine | None:
+        return next((take for take in self.takes if take.in_use), None)
 
 
 class ReviewPage(BaseModel):
@@ -160,24 +180,55 @@ def _piece(piece: PieceView, language: str) -> str:
     if piece.take > 1:
         meta.append(f"take {piece.take}")
     image = f'<img class="still" src="{_e(piece.image)}" alt="{_e(piece.label)}" loading="lazy">' if piece.image else ""
+    verdict = piece.verdict
+    judged = ""
+    if verdict is not None:
+        kind = "passed" if verdict.passed else "flawed"
+        judged = f'<p class="judged {kind}">{"passed" if verdict.passed else "flawed"}: {_e(piece.gate_note)}</p>'
+    takes = _takes(piece) if len(piece.takes) > 1 or (verdict and not verdict.passed) else ""
     drift = _drift(piece.drift) if piece.drift else ""
     redo = ""
     if piece.command:
         redo = (
             f"<details><summary>render {_e(piece.label.lower())} again</summary>"
-            f'<div class="copy-row"><span>command line</span>'
-            f'<button type="button" data-copy="cmd-{_e(piece.step)}">copy</button></div>'
-            f'<pre id="cmd-{_e(piece.step)}">{_e(piece.command)}</pre>'
-            f'<div class="copy-row"><span>Prefect API (deployment extend-video)</span>'
-            f'<button type="button" data-copy="api-{_e(piece.step)}">copy</button></div>'
-            f'<pre id="api-{_e(piece.step)}">{_e(piece.api_call)}</pre></details>'
+            f"{_copyable(f'cmd-{piece.step}', 'command line', piece.command)}"
+            f"{_copyable(f'api-{piece.step}', 'Prefect API (deployment extend-video)', piece.api_call)}</details>"
         )
     return (
         f'<section class="piece" id="{_e(piece.step)}" data-state="{piece.state}"><header>'
         f'<h3>{_e(piece.label)}</h3><span class="state {piece.state}">{piece.state}</span></header>'
-        f'<div class="meta">{"".join(f"<span>{item}</span>" for item in meta if item)}</div>{image}'
-        f'<p class="prompt" lang="{_e(language)}">{_e(piece.prompt)}</p>{drift}{redo}</section>'
+        f'<div class="meta">{"".join(f"<span>{item}</span>" for item in meta if item)}</div>{judged}{image}'
+        f'<p class="prompt" lang="{_e(language)}">{_e(piece.prompt)}</p>{drift}{takes}{redo}</section>'
     )
+
+
+def _copyable(block: str, label: str, text: str) -> str:
+    return (
+        f'<div class="copy-row"><span>{_e(label)}</span><button type="button" data-copy="{_e(block)}">copy</button>'
+        f'</div><pre id="{_e(block)}">{_e(text)}</pre>'
+    )
+
+
+def _takes(piece: PieceView) -> str:
+    """Every take with what the judge found, a link to it, and how to put another one in the video."""
+    rows = []
+    for take in piece.takes:
+        state = "in the video" if take.in_use else ("passed" if take.passed else "flawed")
+        link = f'<a href="{_e(take.file)}">take {take.take}</a>'
+        use = ""
+        if take.command and not take.in_use:
+            block = f"use-{piece.step}-take{take.take}"
+            use = (
+                f"<details><summary>use take {take.take} instead</summary>"
+                f"{_copyable(f'{block}-cmd', 'command line (merges again, renders nothing)', take.command)}"
+                f"{_copyable(f'{block}-api', 'Prefect API (deployment extend-video)', take.api_call)}</details>"
+            )
+        rows.append(
+            f'<li class="take {"used" if take.in_use else ""}" data-take="{take.take}">{link} '
+            f'<span class="take-state {"passed" if take.passed else "flawed"}">{state}</span> '
+            f'<span>{_e(take.words)}</span> <span class="num">${take.cost_usd:.2f} · {_e(take.judge)}</span>{use}</li>'
+        )
+    return f'<ol class="takes" aria-label="takes of {_e(piece.label.lower())}">{"".join(rows)}</ol>'
 
 
 def render_review_page(page: ReviewPage) -> str:
