@@ -17,8 +17,10 @@ import pytest
 from flows.extend import extend_video
 from sora_extend import layout
 from sora_extend.media.frames import iter_frames
+from sora_extend.pipeline.budget import Work
 from sora_extend.pipeline.job import Job, job_ref
-from sora_extend.pipeline.run import run_job
+from sora_extend.pipeline.records import SegmentRecord
+from sora_extend.pipeline.run import pending_work, run_job
 from sora_extend.pipeline.takes import takes_records
 from sora_extend.plan import ShotPlan
 from sora_extend.request import ExtendRequest
@@ -207,3 +209,18 @@ def test_the_terminal_shows_what_the_judge_found_and_the_retake(
     assert re.search(r" done .* \$0\.30 .*retaken: hard cut at \d\.\d s → take 2", rows["01"]), rows["01"]
     assert " done " in rows["02"] and "$0.15" in rows["02"]
     assert "total cost $0.45" in last_frame
+
+
+def test_in_chain_mode_a_picked_take_renders_the_clips_after_it_again_and_the_budget_counts_them(
+    storage_url: str,
+) -> None:
+    request = ExtendRequest(prompt="A heron on a weir", segments=3, seconds=1, resolution="360p")
+    job = _run(request)
+    job.apply_rerender([1], [], token="test")  # take 2 of segment 1 (and so of what follows it)
+    _run(request)
+    assert job.store.read_model(layout.segment_record(1), SegmentRecord).take == 2  # type: ignore[union-attr]
+
+    picked = Job(job_ref(request.model_copy(update={"use_takes": ["1=1"]})))
+    assert pending_work(picked) == Work(segments=2)  # segment 1 is stored; 2 and 3 start from another frame
+    _run(picked.request)
+    assert job.store.read_model(layout.segment_record(1), SegmentRecord).take == 1  # type: ignore[union-attr]

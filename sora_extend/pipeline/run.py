@@ -104,13 +104,14 @@ def fix_run_inputs(job: Job) -> PriceBook:
 
 def pending_work(job: Job, state: JobState | None = None) -> Work:
     """The paid pieces this run will render: those not stored at their current take, and everything made
-    from them (chain: every later segment; keyframes: the two segments touching a keyframe)."""
+    from them or from a segment whose take picked by hand replaces the one in use (chain: every later segment;
+    keyframes: the two segments touching a keyframe)."""
     plan = job.store.read_model(layout.PLAN, ShotPlan)
     if plan is None:  # nothing planned, so nothing rendered yet
         keyframes = job.request.segments + 1 if job.request.mode == "keyframes" else 0
         return Work(segments=job.request.segments, keyframes=keyframes)
     graph = graph_for(job.request, plan, state or job.state())
-    missing = set()
+    missing, swapped = set(), set()
     for step in graph.steps:
         if isinstance(step, SegmentStep):
             record = job.store.read_model(layout.segment_record(step.index), SegmentRecord)
@@ -118,11 +119,15 @@ def pending_work(job: Job, state: JobState | None = None) -> Work:
             record = job.store.read_model(layout.keyframe_record(step.index), KeyframeRecord)  # type: ignore[assignment]
         else:
             continue
+        pick = getattr(step, "pick", None)
+        if record is not None and pick is not None and record.take != pick:
+            swapped.add(step.id)  # stored already; what is made from it is not
+            continue
         # A gated piece may use a later take than it started from (a retake), or one picked by hand.
-        wanted = record is not None and (record.take >= step.take or record.take == getattr(step, "pick", None))
+        wanted = record is not None and (record.take >= step.take or record.take == pick)
         if record is None or not wanted or not job.store.exists(record.path):
             missing.add(step.id)
-    stale = graph.downstream(missing)
+    stale = graph.downstream(missing) | (graph.downstream(swapped) - swapped)
     return Work(
         segments=sum(isinstance(step, SegmentStep) and step.id in stale for step in graph.steps),
         keyframes=sum(isinstance(step, KeyframeStep) and step.id in stale for step in graph.steps),

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from sora_extend.media.images import colour_delta, ssim
-from sora_extend.quality.scan import ClipScan, grey_thumb, sample_figures
+from sora_extend.quality.scan import OPENING_S, ClipScan, grey_thumb, sample_figures
 
 FlawKind = Literal[
     "cut", "black", "blank", "frozen", "start", "end", "continuation", "colour", "sharpness", "length", "size",
@@ -191,7 +191,7 @@ def _matches(kind: FlawKind, frame: np.ndarray, image: np.ndarray, what: str) ->
 
 def continuation_break(scan: ClipScan, source_last: np.ndarray) -> list[Flaw]:
     """An extension that does not pick up where its source clip ended: a cut at its first frame."""
-    step = float(np.abs(scan.thumbs[0] - grey_thumb(source_last)).mean())
+    step = float(np.abs(scan.thumbs[0] - grey_thumb(source_last, scan.thumbs[0])).mean())
     window = max(2, round(CUT_WINDOW_S * scan.fps))
     usual = max(float(np.median(scan.change[1 : 1 + window])) if scan.frames > 1 else 0.0, MOTION_FLOOR)
     if step < CUT_CHANGE or step / usual < CUT_RATIO:
@@ -237,14 +237,12 @@ def colour_cast(scan: ClipScan, asked: Asked) -> list[Flaw]:
 
 
 def sharpness_collapse(scan: ClipScan, asked: Asked) -> list[Flaw]:
-    """The clip's own first frame says how sharp it should be: the model's rendering of its opening, encoding
-    included. A clip that must end on an image should end as sharp as that image rendered the same way (the
-    first frame's loss against its own image, applied to the last image)."""
-    expected = scan.samples[0].sharpness
-    if asked.last is not None:
-        loss = expected / max(sample_figures(asked.first)[1], 1e-6) if asked.first is not None else 1.0
-        expected = min(expected, sample_figures(asked.last)[1] * min(loss, 1.0))
-    if expected <= 1.0:  # a flat opening frame says nothing about detail
+    """The picture loses most of its detail for a while. How sharp the clip is meant to be is what the model
+    itself rendered right after the first frame (the first frame is the image it was given, often crisper than
+    the model renders anything): a clip that is soft throughout is the model's look, not a collapse."""
+    opening = [sample.sharpness for sample in scan.samples if 0 < sample.time - scan.times[0] <= OPENING_S[-1] + 1e-6]
+    expected = max(opening) if opening else scan.samples[0].sharpness
+    if expected <= 1.0:  # a flat opening says nothing about detail
         return []
     ratios = np.array([sample.sharpness / expected for sample in scan.samples])
     run = _sustained(scan, ratios < SOFT_RATIO, SOFT_S)

@@ -22,10 +22,14 @@ from sora_extend.errors import MediaError
 from sora_extend.media.audio import decode_audio_span
 from sora_extend.media.images import lab_stats, sharpness
 
-THUMB = (128, 72)  # grey thumbnail: layout and motion, blind to encoder noise
+THUMB_WIDTH = 160  # grey thumbnail (about this wide): layout and motion, blind to encoder noise
 SAMPLES_PER_SECOND = 2  # RGB frames for colour and sharpness
+# Two more right after the first frame: the model's own rendering, before anything can have gone wrong, says
+# how sharp the clip is meant to be (its first frame is the image it was given, often crisper).
+OPENING_S = (0.15, 0.35)
 PICTURE_WIDTH = 512  # the sampled frames are kept this wide, to be shown (to a chat model judge, on a page)
 SHARPNESS_WIDTH = 640  # sharpness is measured at this width, whatever the clip's size, so it compares across sizes
+COLOUR_WIDTH = 160
 GRID = 4  # level and contrast are read from every GRID-th pixel of every GRID-th row
 # Luma as coded (video range: black is 16) at or under a tenth of the range above black counts as black, as
 # ffmpeg's blackdetect counts it.
@@ -44,11 +48,9 @@ class Sample:
 
 
 def _sample(index: int, time: float, rgb: np.ndarray) -> Sample:
-    lab, sharp = sample_figures(rgb)
-    height, width = rgb.shape[:2]
-    size = (PICTURE_WIDTH, max(1, round(height * PICTURE_WIDTH / width)))
-    picture = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if width > PICTURE_WIDTH else rgb
-    return Sample(index=index, time=time, lab=lab, sharpness=sharp, picture=picture)
+    smaller = _width(rgb, SHARPNESS_WIDTH)  # one resize of the full frame; the rest start from this copy
+    lab, sharp = sample_figures(smaller)
+    return Sample(index=index, time=time, lab=lab, sharpness=sharp, picture=_width(smaller, PICTURE_WIDTH))
 
 
 @dataclass
@@ -60,7 +62,7 @@ class ClipScan:
     fps: float
     duration: float
     times: np.ndarray
-    thumbs: np.ndarray  # (frames, 72, 128) float32 grey
+    thumbs: np.ndarray  # (frames, height, width) float32 grey, about THUMB_WIDTH wide
     level: np.ndarray  # mean luma, 0-255
     contrast: np.ndarray  # luma standard deviation
     lit: np.ndarray  # fraction of the picture brighter than black (BLACK_LUMA)
@@ -88,18 +90,31 @@ class ClipScan:
         return [self.samples[i].picture for i in sorted(picks)]
 
 
+def _width(rgb: np.ndarray, width: int) -> np.ndarray:
+    height, now = rgb.shape[:2]
+    if now <= width:
+        return rgb
+    return cv2.resize(rgb, (width, max(1, round(height * width / now))), interpolation=cv2.INTER_AREA)
+
+
 def sample_figures(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Mean Lab colour, and sharpness at SHARPNESS_WIDTH, of an RGB image (a frame or a still)."""
-    height, width = rgb.shape[:2]
-    if width > SHARPNESS_WIDTH:
-        rgb = cv2.resize(rgb, (SHARPNESS_WIDTH, max(1, round(height * SHARPNESS_WIDTH / width))), cv2.INTER_AREA)
-    return lab_stats(rgb)[0], sharpness(rgb)
+    """Mean Lab colour (of a small copy: a mean needs no detail), and sharpness at SHARPNESS_WIDTH, of an RGB
+    image (a frame or a still)."""
+    return lab_stats(_width(rgb, COLOUR_WIDTH))[0], sharpness(_width(rgb, SHARPNESS_WIDTH))
 
 
-def grey_thumb(rgb: np.ndarray) -> np.ndarray:
-    """An RGB image as the scan's grey thumbnail (for comparing stills with frames)."""
+def thumb_of(grid: np.ndarray) -> np.ndarray:
+    """A luma grid shrunk by a whole factor to about THUMB_WIDTH (OpenCV's area filter is fastest at a whole
+    factor, and a thumbnail needs no exact size)."""
+    factor = max(1, round(grid.shape[1] / THUMB_WIDTH))
+    height, width = grid.shape[0] // factor, grid.shape[1] // factor
+    return cv2.resize(grid[: height * factor, : width * factor], (width, height), interpolation=cv2.INTER_AREA)
+
+
+def grey_thumb(rgb: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """An RGB image as a grey thumbnail of the same size as `like` (a scan's), to compare a still with frames."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(grey, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
@@ -124,6 +139,7 @@ def scan_clip(path: Path, *, audio: bool = True) -> ClipScan:
         stream.codec_context.options = {"skip_loop_filter": "all"}
         fps = float(stream.average_rate or stream.guessed_rate or 24)
         every = max(1, round(fps / SAMPLES_PER_SECOND))
+        opening = {round(seconds * fps) for seconds in OPENING_S}
         times: list[float] = []
         thumbs: list[np.ndarray] = []
         level: list[float] = []
@@ -133,16 +149,15 @@ def scan_clip(path: Path, *, audio: bool = True) -> ClipScan:
         first: np.ndarray | None = None
         last_frame: av.VideoFrame | None = None
         for index, frame in enumerate(container.decode(stream)):
-            luma = _luma(frame)
-            thumbs.append(cv2.resize(luma, THUMB, interpolation=cv2.INTER_AREA))
-            grid = luma[::GRID, ::GRID]
+            grid = _luma(frame)[::GRID, ::GRID]  # a quarter of the rows and columns: plenty for these figures
+            thumbs.append(thumb_of(grid))
             mean, std = cv2.meanStdDev(grid)
             level.append(float(mean[0, 0]))
             contrast.append(float(std[0, 0]))
             lit.append(cv2.countNonZero(cv2.compare(grid, BLACK_LUMA, cv2.CMP_GT)) / grid.size)
             time = float(frame.time if frame.time is not None else index / fps)
             times.append(time)
-            if index == 0 or index % every == 0:
+            if index % every == 0 or index in opening:
                 rgb = frame.to_ndarray(format="rgb24")
                 if index == 0:
                     first = rgb
