@@ -27,11 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## Benchmarks: merge, frame extraction, preview render; chain vs keyframes; ComfyUI servers 1/2/4; the library
+## Benchmarks: merge, frame extraction, preview render; chain vs keyframes; the quality gate; ComfyUI servers 1/2/4; the library
 ## over 5 000 jobs (tables of ratios).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.media_bench
 	$(BIN)/python -m benchmarks.continuity_bench
+	$(BIN)/python -m benchmarks.quality_bench
 	$(BIN)/python -m benchmarks.comfyui_bench
 	$(BIN)/python -m benchmarks.library_bench
 

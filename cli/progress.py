@@ -259,6 +259,11 @@ def _hide_console_logs() -> None:
             logger.addHandler(logging.NullHandler())
 
 
+def video_ready(event: Event) -> bool:
+    """The merge is done: its event carries where the video is (printed at once; the review comes after)."""
+    return event.step == "merge" and event.state == "done" and bool(event.detail)
+
+
 @contextmanager
 def progress_view(request: ExtendRequest, *, verbose: bool, out: TextIO | None = None) -> Iterator[Tracker]:
     """Show the run's progress while the block runs (see the module docstring for the three forms)."""
@@ -272,7 +277,13 @@ def progress_view(request: ExtendRequest, *, verbose: bool, out: TextIO | None =
     if out.isatty():
         console = Console(file=out)
         live = Live(console=console, refresh_per_second=4, get_renderable=lambda: live_table(tracker, title))
-        with live, _attached(tracker.update, lambda text: live.console.print(text, style="yellow", markup=False)):
+
+        def draw(event: Event) -> None:
+            tracker.update(event)
+            if video_ready(event):
+                live.console.print(f"video: {event.detail}", markup=False, highlight=False)
+
+        with live, _attached(draw, lambda text: live.console.print(text, style="yellow", markup=False)):
             yield tracker
         return
 
@@ -280,6 +291,8 @@ def progress_view(request: ExtendRequest, *, verbose: bool, out: TextIO | None =
         piece = tracker.update(event)
         if piece is not None:
             print(plain_line(tracker, piece), file=out, flush=True)
+        if video_ready(event):
+            print(f"video: {event.detail}", file=out, flush=True)
 
     print(title, file=out, flush=True)
     with _attached(show, lambda text: print(text, file=sys.stderr, flush=True)):

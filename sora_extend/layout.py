@@ -64,6 +64,11 @@ def verdict(key: str) -> str:
     return f"verdicts/{key}.json"
 
 
+def clip_review(sha256: str) -> str:
+    """A clip's review material (its drift signature), by the clip's hash: computed once, whatever uses it."""
+    return f"{REVIEW_DIR}/clips/{sha256[:16]}.json"
+
+
 def handoff(index: int) -> str:
     return f"frames/{index:02d}.png"
 

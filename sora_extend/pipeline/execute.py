@@ -82,7 +82,8 @@ def execute(
                 on_step(step, None, exc)
             continue
         outcome.records[step.id] = record
-        emit(step.id, "done", cost_usd=getattr(record, "cost_usd", None))
+        # The merge's record links to the video: a person can open it before the review is written.
+        emit(step.id, "done", cost_usd=getattr(record, "cost_usd", None), detail=getattr(record, "link", ""))
         if on_step:
             on_step(step, record, None)
     return outcome

@@ -20,6 +20,7 @@ from sora_extend.media.frames import last_frame
 from sora_extend.media.images import decode_png
 from sora_extend.openai_chat import chat_client
 from sora_extend.pipeline.budget import check_submission
+from sora_extend.pipeline.clip_review import review_clip
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.keys import verdict_key
 from sora_extend.pipeline.records import ImageRecord, KeyframeRecord, PaidResult, SegmentRecord
@@ -104,6 +105,7 @@ def _clip(
         source_last=source_last,
     )
     scan = scan_clip(job.cache.fetch(job.store, record.path, record.sha256), audio=record.audio)
+    review_clip(job, record, scan)  # the same pass gives the review its material
     stills = _references(job, step)
     for label, image in (("the image the clip starts on", asked.first), ("the keyframe it ends on", asked.last)):
         if image is not None:

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from sora_extend import layout
 from sora_extend.media.contact_sheet import contact_sheet
-from sora_extend.media.drift import Drift, drift, signature
-from sora_extend.media.frames import first_frame, last_frame
+from sora_extend.media.drift import Drift, drift
 from sora_extend.media.images import decode_png, encode_png, psnr, ssim
 from sora_extend.media.seams import JoinWindow, measure_seams
+from sora_extend.pipeline.clip_review import clip_ends, clip_signature
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.records import HandoffRecord, ImageRecord, KeyframeRecord, SegmentRecord
 from sora_extend.pipeline.steps import MergeStep
@@ -131,7 +131,7 @@ def seam_report(
 
 def drift_report(job: Job, segments: list[SegmentRecord]) -> list[DriftRecord]:
     """drift.json: every segment against segment 1 (segment 1 itself reads 0 / 0 / 1)."""
-    signatures = [signature(job.cache.fetch(job.store, record.path, record.sha256)) for record in segments]
+    signatures = [clip_signature(job, record) for record in segments]
     figures = [
         DriftRecord(segment=record.index, **drift(clip, signatures[0]).model_dump())
         for record, clip in zip(segments, signatures, strict=True)
@@ -142,11 +142,7 @@ def drift_report(job: Job, segments: list[SegmentRecord]) -> list[DriftRecord]:
 
 def segment_ends(job: Job, segments: list[SegmentRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """First and last frame of every stored segment, by segment number."""
-    ends = {}
-    for record in segments:
-        local = job.cache.fetch(job.store, record.path, record.sha256)
-        ends[record.index] = (first_frame(local), last_frame(local))
-    return ends
+    return {record.index: clip_ends(job, record) for record in segments}
 
 
 def write_contact_sheet(job: Job, ends: dict[int, tuple[np.ndarray, np.ndarray]]) -> str:

@@ -13,6 +13,7 @@ from sora_extend import layout
 from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.pipeline.assemble import merge_job
 from sora_extend.pipeline.budget import Work, estimate
+from sora_extend.pipeline.clip_review import review_clip
 from sora_extend.pipeline.execute import Outcome, ThreadRunner, execute
 from sora_extend.pipeline.generation import Gate
 from sora_extend.pipeline.handoff import extract_handoff
@@ -85,9 +86,12 @@ def run_step(
 
     assert isinstance(step, KeyframeStep | SegmentStep)
     try:
-        return settle(job, step, inputs, render, lambda: unrendered_usd(job))
+        record = settle(job, step, inputs, render, lambda: unrendered_usd(job))
     finally:
         provider.close()
+    if isinstance(record, SegmentRecord):
+        review_clip(job, record)  # as it lands, not after the merge (the judge has made it already)
+    return record
 
 
 def fix_run_inputs(job: Job) -> PriceBook:

@@ -42,6 +42,13 @@ class LocalCache:
             )
         return target
 
+    def derived(self, sha256: str, name: str) -> Path:
+        """Where something computed from the blob `sha256` is kept (a frame of a clip, say): as safe to delete
+        as the blob itself, and found again by whoever has the same blob."""
+        path = self.root / "derived" / sha256[:2] / f"{sha256}-{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
     def scratch(self, job_id: str) -> Path:
         path = self.root / "scratch" / job_id
         path.mkdir(parents=True, exist_ok=True)
