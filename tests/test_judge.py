@@ -63,3 +63,9 @@ def test_a_keyframe_still_of_another_scene_is_not_the_same_subject() -> None:
     other = still_flaws(opening_frame(640, 360, 4), base, [])
     assert [flaw.kind for flaw in other] == ["subject"]
     assert [flaw.kind for flaw in still_flaws(np.full((360, 640, 3), 128, np.uint8), base, [])] == ["blank"]
+    sheet = np.full((360, 640, 3), 250, np.uint8)  # a subject on white: few of a scene's colours, not none
+    sheet[90:270, 240:400] = base[90:270, 240:400]
+    assert still_flaws(base, None, [sheet]) == []
+    foreign = np.zeros((360, 640, 3), np.uint8)
+    foreign[..., 1] = 220  # pure green: nothing of it in the scene
+    assert [flaw.kind for flaw in still_flaws(base, None, [foreign])] == ["subject"]

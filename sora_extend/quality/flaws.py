@@ -62,6 +62,9 @@ SILENT_DBFS = -60.0
 # Stills: an edit of keyframe 0 keeps its palette; another scene does not.
 PALETTE_OVERLAP = 0.35
 PALETTE_BINS = 16
+# A subject's reference sheet (the subject on a plain ground) shares only part of a scene's palette; a still
+# that shares almost none of it has lost the subject.
+REFERENCE_OVERLAP = 0.1
 
 
 class Flaw(BaseModel):
@@ -305,7 +308,8 @@ def palette_overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def still_flaws(still: np.ndarray, base: np.ndarray | None, references: list[np.ndarray]) -> list[Flaw]:
-    """A keyframe still: not blank, and (an edit) the same subject and setting as the still it edits."""
+    """A keyframe still: not blank, (an edit) the same subject and setting as the still it edits, and some of the
+    subject's colours from its reference images."""
     grey = cv2.cvtColor(still, cv2.COLOR_RGB2GRAY)
     _, std = cv2.meanStdDev(grey[::GRID_STILL, ::GRID_STILL])
     if float(std[0, 0]) <= BLANK_CONTRAST:
@@ -316,6 +320,11 @@ def still_flaws(still: np.ndarray, base: np.ndarray | None, references: list[np.
         if overlap < PALETTE_OVERLAP:
             words = f"not the same subject and setting as keyframe 0 (palette overlap {overlap:.2f})"
             flaws.append(Flaw(kind="subject", words=words, severity=PALETTE_OVERLAP / max(overlap, 0.01)))
+    if references:
+        overlap = max(palette_overlap(still, reference) for reference in references)
+        if overlap < REFERENCE_OVERLAP:
+            words = f"none of the subject's colours from the reference images (palette overlap {overlap:.2f})"
+            flaws.append(Flaw(kind="subject", words=words, severity=REFERENCE_OVERLAP / max(overlap, 0.01)))
     return flaws
 
 
