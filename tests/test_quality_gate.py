@@ -191,7 +191,7 @@ def test_a_take_picked_by_hand_is_merged_without_rendering(fal_emulator: Any, st
     picked = _run(request.model_copy(update={"use_takes": [f"{flawed}=1"]}))
     assert len(fal_emulator.submissions) == before  # nothing rendered: the stored take went in
     takes = picked.store.read_json(layout.segment_takes(flawed))
-    assert takes["used"] == 1 and takes["note"] == "picked by hand"
+    assert takes["used"] == 1 and takes["note"] == "picked by hand" and len(takes["takes"]) == 2
     assert black_frames(Path(picked.store.path(layout.FINAL)))  # the flawed take, by the person's choice
 
 

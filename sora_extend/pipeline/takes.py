@@ -139,11 +139,15 @@ def _finish(job: Job, step: Piece, verdicts: list[Verdict], chosen: Verdict, not
 
 
 def _picked(job: Job, step: SegmentStep, inputs: Mapping[str, object], take: int) -> PaidResult:
+    """Put a stored take in by hand; the takes judged before stay listed beside it."""
     found = stored_takes(job, step, take)
     if not found:
         raise InputError("use_takes", f"segment {step.index} has no stored take {take}", _numbers(job, step.index))
-    verdict = judge_piece(job, step, inputs, found[0])
-    return _finish(job, step, [verdict], verdict, "picked by hand")
+    chosen = judge_piece(job, step.model_copy(update={"take": take}), inputs, found[0])
+    earlier = job.store.read_model(_paths(step)[2], TakesRecord)
+    verdicts = [view.verdict for view in earlier.takes if view.take != take] if earlier else []
+    verdicts = sorted([*verdicts, chosen], key=lambda verdict: verdict.take)
+    return _finish(job, step, verdicts, chosen, "picked by hand")
 
 
 def _numbers(job: Job, segment: int) -> str:
@@ -172,7 +176,8 @@ def settle(
     leave room in the budget for the pieces not yet rendered (`unrendered_usd`): the run is not starved of
     them to polish one piece."""
     request = job.request
-    if request.quality_gate == "off":
+    picked = isinstance(step, SegmentStep) and step.pick is not None
+    if request.quality_gate == "off" and not picked:
         return render(step)
     hold = request.max_takes * (job.settings.poll_timeout_s + 600)
     with job.lock(f"takes-{job.job_id}-{step.id}", hold_s=hold):  # two runs of one job: one judges, one reads
