@@ -1,7 +1,8 @@
 """The job folder's layout: every path inside `<storage>/<job-id>/`, and nowhere else.
 
     job.json  plan.json  prices.json  references/NN.png  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
-    frames/NN.png (+ NN.json)  ledger/<key>.json  locks/<key>.json  final.mp4  final.json
+    frames/NN.png (+ NN.json)  soundtrack/score.<ext> (+ score.json)  ledger/<key>.json  locks/<key>.json
+    final.mp4  final.json
     seams.json  drift.json  contact_sheet.png  review/…  review.html  manifest.json
 
 Keyframes are numbered from 0 (the boundary before segment 1); segments and hand-off frames from 1.
@@ -23,6 +24,8 @@ REVIEW_DIR = "review"
 LEDGER_DIR = "ledger"
 SEGMENT_HISTORY_DIR = "segments/history"
 KEYFRAME_HISTORY_DIR = "keyframes/history"
+SCORE_RECORD = "soundtrack/score.json"
+SCORE_HISTORY_DIR = "soundtrack/history"
 
 
 def segment(index: int) -> str:
@@ -31,6 +34,11 @@ def segment(index: int) -> str:
 
 def segment_record(index: int) -> str:
     return f"segments/{index:02d}.json"
+
+
+def score(suffix: str) -> str:
+    """The music for the whole video, as the model delivered it (mp3, m4a, wav...)."""
+    return f"soundtrack/score.{suffix}"
 
 
 def keyframe(index: int) -> str:

@@ -34,7 +34,7 @@ class Attempt(BaseModel):
 
 class LedgerEntry(BaseModel):
     key: str
-    kind: Literal["segment", "keyframe"] = "segment"
+    kind: Literal["segment", "keyframe", "score"] = "segment"
     segment: int = Field(..., description="The segment's (or keyframe's) number.")
     take: int = 1
     provider: str

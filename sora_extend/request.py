@@ -27,9 +27,11 @@ from sora_extend.catalogue import (
     Catalogue,
     ImageModelSpec,
     ModelSpec,
+    MusicModelSpec,
     load_catalogue,
 )
 from sora_extend.errors import InputError
+from sora_extend.soundtrack_choice import FINISHING_FIELDS, Soundtrack, check_soundtrack, checked_loudness
 
 Aspect = Literal["16:9", "9:16"]
 Resolution = Literal["360p", "480p", "512p", "720p", "768p", "1024p", "1080p", "1440p", "2160p"]
@@ -255,6 +257,41 @@ class ExtendRequest(BaseModel):
         "limits still apply on top.",
         json_schema_extra=_ui(23),
     )
+    soundtrack: Soundtrack = Field(
+        "clips",
+        title="Soundtrack",
+        description="clips: the clips' own sound, crossfaded at every join and brought to one loudness. score: "
+        "one piece of music for the whole video under the clips' sound (it dips where they are loud). "
+        "score-only: the music replaces the clips' sound.",
+        json_schema_extra=_ui(30),
+    )
+    soundtrack_model: str | None = Field(
+        None,
+        title="Score model",
+        description="soundtrack score / score-only: the music model (see `sora-extend models`). Empty = "
+        "preview-score offline, sonilo-video (scores the merged video) on fal.",
+        json_schema_extra=_catalogue_choice(31, lambda catalogue: list(catalogue.music)),
+    )
+    soundtrack_prompt: str | None = Field(
+        None,
+        title="Score prompt",
+        description="What the music should be like. Empty = from the plan's story bible (subject, setting, "
+        "style, light).",
+        json_schema_extra=_ui(32),
+    )
+    loudness: float | Literal["off"] = Field(
+        -14.0,
+        title="Loudness (LUFS)",
+        description="The whole video's integrated loudness, -70 to -5 LUFS (-14: YouTube and Spotify; -23: EBU "
+        "R128 broadcast), true peak at most -1 dBTP; every clip is brought to it. off: the clips keep the "
+        "levels they came with.",
+        json_schema_extra=_ui(33),
+    )
+
+    @field_validator("loudness", mode="before")
+    @classmethod
+    def _loudness_target(cls, value: object) -> object:
+        return checked_loudness(value)
 
     @field_validator("prompt")
     @classmethod
@@ -309,6 +346,7 @@ class ExtendRequest(BaseModel):
             raise InputError("rerender", f"segment(s) {out_of_range} do not exist", f"1-{self.segments}")
         self.rerender = sorted(set(self.rerender))
         self._check_continuity(spec)
+        check_soundtrack(self)
         return self
 
     def _check_continuity(self, spec: ModelSpec) -> None:
@@ -387,6 +425,15 @@ class ExtendRequest(BaseModel):
         return load_catalogue().get(self.model or _default_model(self.provider), self.provider)
 
     @property
+    def soundtrack_spec(self) -> MusicModelSpec | None:
+        return load_catalogue().music_model(self.soundtrack_model) if self.soundtrack != "clips" else None
+
+    @property
+    def loudness_lufs(self) -> float | None:
+        """The loudness target, None when off."""
+        return None if self.loudness == "off" else float(self.loudness)
+
+    @property
     def keyframe_spec(self) -> ImageModelSpec | None:
         return load_catalogue().image(self.keyframe_model) if self.keyframe_model else None
 
@@ -438,6 +485,8 @@ class ExtendRequest(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The fields that decide what the video is. Budget, storage, parallelism and re-render choices do not."""
         fields = self.model_dump(exclude={"budget_usd", "storage", "rerender", "rerender_keyframes", "max_parallel"})
+        for name in FINISHING_FIELDS:  # they change how the clips are joined, never the clips
+            fields.pop(name, None)
         for name, default in _LATER_FIELDS.items():
             if fields[name] == default:
                 del fields[name]

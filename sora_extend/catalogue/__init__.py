@@ -1,7 +1,8 @@
 """The model catalogue: one data table (models.toml) of every video and image model the pipeline can use.
 
-`[models.<id>]` rows are video models, `[images.<id>]` rows image models (keyframe stills). Users add or
-override rows with their own TOML file, merged over the shipped one field by field.
+`[models.<id>]` rows are video models, `[images.<id>]` rows image models (keyframe stills), `[music.<id>]`
+rows music models (one score for the whole video). Users add or override rows with their own TOML file,
+merged over the shipped one field by field.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sora_extend.catalogue.specs import (
     Endpoints,
     ImageModelSpec,
     ModelSpec,
+    MusicModelSpec,
     PriceSpec,
     ProviderName,
 )
@@ -37,6 +39,12 @@ DEFAULT_KEYFRAME_MODEL: dict[ProviderName, str] = {
     "preview": "preview-still",
     "fal": "nano-banana-2",
     "openai": "nano-banana-2",
+}
+# The music model that scores the video (soundtrack score / score-only) when the request names none.
+DEFAULT_SOUNDTRACK_MODEL: dict[ProviderName, str] = {
+    "preview": "preview-score",
+    "fal": "sonilo-video",
+    "openai": "sonilo-video",
 }
 
 
@@ -61,6 +69,7 @@ def _get(rows: dict[str, Any], model_id: str, *, field: str, what: str, provider
 class Catalogue(BaseModel):
     models: dict[str, ModelSpec]
     images: dict[str, ImageModelSpec]
+    music: dict[str, MusicModelSpec] = {}
 
     def get(self, model_id: str, provider: str | None = None) -> ModelSpec:
         """The spec for a video model, refusing unknown, mismatched and retired models with a clear message."""
@@ -71,6 +80,12 @@ class Catalogue(BaseModel):
         """The spec for a keyframe image model (any provider)."""
         hint = f" ('{model_id}' is a video model, not an image model)" if model_id in self.models else ""
         return _get(self.images, model_id, field="keyframe_model", what="image model", provider=None, hint=hint)  # type: ignore[no-any-return]
+
+    def music_model(self, model_id: str) -> MusicModelSpec:
+        """The spec for a music model (any provider)."""
+        kind = "video" if model_id in self.models else "image" if model_id in self.images else ""
+        hint = f" ('{model_id}' is {'an' if kind == 'image' else 'a'} {kind} model, not a music model)" if kind else ""
+        return _get(self.music, model_id, field="soundtrack_model", what="music model", provider=None, hint=hint)  # type: ignore[no-any-return]
 
     def ids(self, provider: str | None = None, *, include_retired: bool = False) -> list[str]:
         return [
@@ -95,9 +110,9 @@ def _read_tables(text: str, origin: str) -> dict[str, dict[str, dict[str, Any]]]
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError("catalogue_file", f"{origin} is not valid TOML: {exc}") from exc
-    tables = {name: data.get(name, {}) for name in ("models", "images")}
+    tables = {name: data.get(name, {}) for name in ("models", "images", "music")}
     if not all(isinstance(rows, dict) for rows in tables.values()):
-        raise InputError("catalogue_file", f"{origin} must hold [models.<id>] and [images.<id>] tables")
+        raise InputError("catalogue_file", f"{origin} must hold [models.<id>], [images.<id>] and [music.<id>] tables")
     return tables
 
 
@@ -115,6 +130,7 @@ def build_catalogue(override_file: Path | None = None) -> Catalogue:
         return Catalogue(
             models={model_id: ModelSpec(id=model_id, **row) for model_id, row in tables["models"].items()},
             images={model_id: ImageModelSpec(id=model_id, **row) for model_id, row in tables["images"].items()},
+            music={model_id: MusicModelSpec(id=model_id, **row) for model_id, row in tables["music"].items()},
         )
     except ValueError as exc:
         raise InputError("catalogue_file", f"invalid catalogue row: {exc}") from exc
@@ -133,6 +149,7 @@ def load_catalogue() -> Catalogue:
 __all__ = [
     "DEFAULT_KEYFRAME_MODEL",
     "DEFAULT_MODEL",
+    "DEFAULT_SOUNDTRACK_MODEL",
     "PROVIDERS",
     "RESOLUTION_SIZES",
     "Catalogue",
@@ -140,6 +157,7 @@ __all__ = [
     "Endpoints",
     "ImageModelSpec",
     "ModelSpec",
+    "MusicModelSpec",
     "PriceSpec",
     "ProviderName",
     "build_catalogue",

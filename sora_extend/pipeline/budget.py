@@ -10,10 +10,11 @@ from sora_extend.request import ExtendRequest
 
 
 class Work(BaseModel):
-    """Paid pieces: clips and keyframe stills."""
+    """Paid pieces: clips, keyframe stills and the score."""
 
     segments: int = Field(0, ge=0)
     keyframes: int = Field(0, ge=0)
+    scores: int = Field(0, ge=0, le=1)
 
 
 class Estimate(BaseModel):
@@ -32,15 +33,18 @@ class Estimate(BaseModel):
     keyframes: int = 0
     usd_per_keyframe: float = 0.0
     keyframe_price_source: str = ""
+    soundtrack_model: str | None = None
+    score_usd: float = 0.0
+    score_price_source: str = ""
 
     def cost_of(self, work: Work) -> float:
         """An upper bound for this much work (each pending segment at the dearest segment's price)."""
         dearest = max(self.segment_usd, default=0.0)
-        return round(work.segments * dearest + work.keyframes * self.usd_per_keyframe, 4)
+        return round(work.segments * dearest + work.keyframes * self.usd_per_keyframe + work.scores * self.score_usd, 4)
 
     @property
     def total_usd(self) -> float:
-        return round(sum(self.segment_usd) + self.keyframes * self.usd_per_keyframe, 4)
+        return round(sum(self.segment_usd) + self.keyframes * self.usd_per_keyframe + self.score_usd, 4)
 
     def lines(self) -> list[str]:
         lines = [
@@ -58,6 +62,11 @@ class Estimate(BaseModel):
             lines.append(
                 f"keyframes      {self.keyframes} x ${self.usd_per_keyframe:.3f} on {self.keyframe_model} "
                 f"({self.keyframe_price_source})"
+            )
+        if self.soundtrack_model:
+            lines.append(
+                f"score          ${self.score_usd:.3f} on {self.soundtrack_model}, {self.total_seconds} s "
+                f"({self.score_price_source})"
             )
         lines.append(f"total          ${self.total_usd:.2f}")
         return lines
@@ -88,6 +97,8 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
         prices.segment(spec, spec.endpoint(mode) or "", request.segment_seconds(index), resolution, audio, mode)
         for index, mode in enumerate(segment_modes(request), start=1)
     ]
+    music = request.soundtrack_spec
+    score = prices.score(music, request.total_seconds) if music else None
     keyframe_spec = request.keyframe_spec
     still = (
         prices.keyframe(keyframe_spec, keyframe_spec.endpoints.image_edit or "", *request.size)
@@ -110,6 +121,9 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
         keyframes=request.segments + 1 if keyframe_spec else 0,
         usd_per_keyframe=still.usd if still else 0.0,
         keyframe_price_source=still.source if still else "",
+        soundtrack_model=music.id if music else None,
+        score_usd=score.usd if score else 0.0,
+        score_price_source=score.source if score else "",
     )
 
 
@@ -120,7 +134,9 @@ def check_estimate(
     if request.budget_usd is None:
         return
     quote = estimate(request, prices)
-    pending = pending or Work(segments=quote.segments, keyframes=quote.keyframes)
+    pending = pending or Work(
+        segments=quote.segments, keyframes=quote.keyframes, scores=int(bool(quote.soundtrack_model))
+    )
     needed = round(already_spent + quote.cost_of(pending), 4)
     if needed > request.budget_usd + 1e-9:
         pieces = (
@@ -128,6 +144,8 @@ def check_estimate(
         )
         if pending.keyframes:
             pieces += f" + {pending.keyframes} keyframe(s) x ${quote.usd_per_keyframe:.3f}"
+        if pending.scores:
+            pieces += f" + a score at ${quote.score_usd:.2f}"
         raise BudgetExceededError(
             f"budget_usd: this run needs ${needed:.2f} (${already_spent:.2f} already spent + {pieces}) but the "
             f"budget is ${request.budget_usd:.2f}. Raise the budget or pick fewer/shorter segments or a cheaper model."

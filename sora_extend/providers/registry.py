@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec, MusicModelSpec
 from sora_extend.providers.base import Provider
 from sora_extend.providers.fal import FalProvider
 from sora_extend.providers.openai_videos import OpenAIVideosProvider
@@ -16,5 +16,5 @@ PROVIDER_CLASSES: dict[str, type[Provider]] = {
 }
 
 
-def get_provider(spec: ModelSpec | ImageModelSpec, settings: Settings) -> Provider:
+def get_provider(spec: ModelSpec | ImageModelSpec | MusicModelSpec, settings: Settings) -> Provider:
     return PROVIDER_CLASSES[spec.provider](spec, settings)
