@@ -4,6 +4,7 @@ binary imageio-ffmpeg ships (CI has no system ffmpeg)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ AROUND_S = 0.2  # the sound either side of that window: what "normal" steps look
 class Loudness:
     integrated: float  # LUFS
     true_peak: float  # dBTP
+
+
+def segment_spans(duration: float, joins_at: list[float]) -> list[tuple[float, float]]:
+    """(start, end) of every segment of a merged file, from where its joins are."""
+    return list(itertools.pairwise([0.0, *joins_at, duration]))
 
 
 def _ffmpeg(*args: str) -> subprocess.CompletedProcess[bytes]:

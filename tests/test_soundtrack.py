@@ -4,19 +4,25 @@ equal-power crossfades; and the soundtrack options refused before anything is sp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from cli.main import main
+from sora_extend.catalogue import build_catalogue
 from sora_extend.media.crossfade import crossfade
 from sora_extend.media.frames import last_frame
 from sora_extend.media.merge import JoinPlan, MergeResult, SoundPlan, merge_videos
 from sora_extend.media.probe import probe
 from sora_extend.preview import PreviewSpec, render_preview
-from sora_extend.request import ExtendRequest, explain
+from sora_extend.request import ExtendRequest
+from tests.emulators.fal_schemas import FIXTURES, FalSchemas
+from tests.fal_truth import catalogue_problems, price_problems
 from tests.media_factory import ffmpeg, write_clip
-from tests.sound_checks import click_ratio, decode, ebur128
+from tests.sound_checks import click_ratio, decode, ebur128, segment_spans
 
 FPS = 24
 # Shot seeds whose preview soundtracks come 13 dB apart (and in different chords, phases, voices).
@@ -40,8 +46,7 @@ JOINS = [JoinPlan(dedupe_first_frame=True), JoinPlan(transition="cut"), JoinPlan
 
 
 def _spans(result: MergeResult) -> list[tuple[float, float]]:
-    edges = [0.0, *result.joins_at, result.duration]
-    return list(zip(edges, edges[1:], strict=False))
+    return segment_spans(result.duration, result.joins_at)
 
 
 def test_joins_do_not_click_and_every_clip_plays_at_one_loudness(clips: list[Path], tmp_path: Path) -> None:
@@ -112,19 +117,33 @@ def test_crossfades_keep_the_power_whatever_the_two_sounds_share() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "message"),
+    ("options", "message"),
     [
-        ({"loudness": 5}, "loudness: 5 LUFS is out of range (allowed: -70 to -5 (LUFS), or off)"),
-        ({"loudness": "-80"}, "loudness: -80 LUFS is out of range"),
-        ({"soundtrack": "jazz"}, "soundtrack: Input should be 'clips', 'score' or 'score-only'"),
-        ({"soundtrack": "score", "soundtrack_model": "veo31"}, "'veo31' is a video model, not a music model"),
-        ({"soundtrack_model": "sonilo-video"}, "soundtrack_model: only applies to soundtrack 'score'"),
+        (["--loudness", "5"], "loudness: 5 LUFS is out of range (allowed: -70 to -5 (LUFS), or off)"),
+        (["--loudness", "-80"], "loudness: -80 LUFS is out of range (allowed: -70 to -5 (LUFS), or off)"),
+        (
+            ["--soundtrack", "jazz"],
+            "soundtrack: Input should be 'clips', 'score' or 'score-only' (allowed: clips, score, score-only)",
+        ),
+        (
+            ["--soundtrack", "score", "--soundtrack-model", "veo31"],
+            "soundtrack_model: unknown music model 'veo31' ('veo31' is a video model, not a music model) "
+            "(allowed: preview-score, sonilo-video, sonilo-text, stable-audio-25)",
+        ),
+        (
+            ["--soundtrack-model", "sonilo-video"],
+            "soundtrack_model: only applies to soundtrack 'score' or 'score-only'",
+        ),
     ],
 )
-def test_bad_soundtrack_options_are_refused_naming_the_field(fields: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError) as refused:
-        ExtendRequest(prompt="a fox", **fields)  # type: ignore[arg-type]
-    assert message in explain(refused.value)[0]
+def test_bad_soundtrack_options_exit_2_with_one_error_line_before_anything_is_spent(
+    options: list[str], message: str, fal_emulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "a fox in the snow", "--provider", "fal", "--model", "tiny-fal", *options])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(errors) == 1 and errors[0].startswith(f"error: {message}")
+    assert fal_emulator.submissions == []
 
 
 def test_finishing_choices_keep_the_job_and_its_clips() -> None:
@@ -133,3 +152,20 @@ def test_finishing_choices_keep_the_job_and_its_clips() -> None:
     assert scored.job_id() == plain.job_id()
     assert scored.soundtrack_model == "preview-score" and scored.loudness_lufs == -23
     assert ExtendRequest(prompt="a fox", loudness="off").loudness_lufs is None
+
+
+def test_music_rows_are_held_to_fals_published_schemas_and_prices(tmp_path: Path) -> None:
+    schemas = FalSchemas.load()
+    assert [p for p in catalogue_problems(build_catalogue(), schemas) if "music" in p] == []
+    override = tmp_path / "music.toml"
+    override.write_text(
+        '[music.sonilo-text]\nlength = { field = "seconds", min_s = 1, max_s = 600 }\nprice = { per_second = 0.01 }\n'
+        '[music.stable-audio-25]\nlength = { field = "seconds_total", min_s = 1, max_s = 300 }\n',
+        encoding="utf-8",
+    )
+    wrong = build_catalogue(override)
+    problems = catalogue_problems(wrong, schemas)
+    assert "sonilo-text (text_to_music 1 s): sends 'seconds', which sonilo/v1.1/text-to-music does not have" in problems
+    assert any(p.startswith("stable-audio-25 (text_to_music 300 s): seconds_total: 300 is greater") for p in problems)
+    fixtures = {d["endpoint_id"]: d for d in (json.loads(p.read_text("utf-8")) for p in FIXTURES.glob("*.json"))}
+    assert price_problems(wrong, schemas, fixtures) == ["sonilo-text: $0.01/second, fal 0.0025/second"]
