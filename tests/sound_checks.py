@@ -51,6 +51,16 @@ def decode(path: Path) -> np.ndarray:
     return np.frombuffer(raw.stdout, dtype=np.float32).reshape(-1, 2).T
 
 
+def band_db(sound: np.ndarray, band: tuple[float, float] | None, window_s: float = 0.1) -> np.ndarray:
+    """Energy (dB) per window of `window_s`: in `band` (Hz) or over the whole spectrum."""
+    size = round(window_s * RATE)
+    windows = sound[:, : sound.shape[1] // size * size].reshape(2, -1, size).mean(axis=0)
+    spectrum = np.abs(np.fft.rfft(windows * np.hanning(size), axis=1)) ** 2
+    hz = np.fft.rfftfreq(size, 1 / RATE)
+    pick = (hz >= band[0]) & (hz < band[1]) if band else np.ones_like(hz, dtype=bool)
+    return 10 * np.log10(spectrum[:, pick].sum(axis=1) + 1e-12)
+
+
 def click_ratio(samples: np.ndarray, at: float, search_s: float = 0.0) -> float:
     """The largest sample-to-sample step within JOIN_WINDOW_S of a join, over the largest in the
     AROUND_S of sound either side of that window: above 1 where the join adds a step of its own.

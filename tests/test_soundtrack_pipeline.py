@@ -19,18 +19,18 @@ from sora_extend.pipeline.job import Job, job_ref
 from sora_extend.pipeline.records import FinalRecord, ScoreRecord, SegmentRecord
 from sora_extend.pipeline.report import Report, write_report
 from sora_extend.pipeline.run import graph_for, run_job
+from sora_extend.preview.score import BELL_BAND_HZ
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import reload_settings
 from tests.conftest import point_at_fal
 from tests.emulators import FalEmulator
 from tests.emulators.fal_schemas import with_test_model
-from tests.sound_checks import RATE, click_ratio, decode, ebur128, segment_spans
+from tests.sound_checks import band_db, click_ratio, decode, ebur128, segment_spans
 from tests.test_review import browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.slow
 PROMPT = "A lighthouse keeper climbs the stairs at dusk"
 SONILO = "sonilo/v1.1/video-to-music"
-BELLS_HZ = (2300.0, 5500.0)  # where the preview score rings, above every sound the preview clips make
 WINDOW_S = 0.1
 
 
@@ -100,16 +100,6 @@ def test_emulated_clips_join_without_a_click_at_one_loudness(emulated: Emulated)
     assert all(clip.lufs_after is not None and abs(clip.lufs_after + 14) <= 1.5 for clip in final.sound.clips)
 
 
-def _band_db(sound: np.ndarray, band: tuple[float, float] | None) -> np.ndarray:
-    """Energy (dB) per 100 ms window: in `band` (Hz) or over the whole spectrum."""
-    size = round(WINDOW_S * RATE)
-    windows = sound[:, : sound.shape[1] // size * size].reshape(2, -1, size).mean(axis=0)
-    spectrum = np.abs(np.fft.rfft(windows * np.hanning(size), axis=1)) ** 2
-    hz = np.fft.rfftfreq(size, 1 / RATE)
-    pick = (hz >= band[0]) & (hz < band[1]) if band else np.ones_like(hz, dtype=bool)
-    return 10 * np.log10(spectrum[:, pick].sum(axis=1) + 1e-12)
-
-
 def test_a_score_is_paid_once_heard_under_every_segment_and_ducked(emulated: Emulated) -> None:
     fal = emulated.fal
     before = len(fal.submissions)
@@ -130,12 +120,13 @@ def test_a_score_is_paid_once_heard_under_every_segment_and_ducked(emulated: Emu
     assert final.sound is not None and final.sound.soundtrack == "score" and final.sound.score_sha256 == score.sha256
 
     scored, plain = decode(Path(job.store.path("final.mp4"))), decode(emulated.clips_only)
-    bells, bells_before = _band_db(scored, BELLS_HZ), _band_db(plain, BELLS_HZ)
+    # The preview score rings above every sound the preview clips make: there it can be told apart.
+    bells, bells_before = band_db(scored, BELL_BAND_HZ, WINDOW_S), band_db(plain, BELL_BAND_HZ, WINDOW_S)
     per_window = round(final.duration / WINDOW_S)
     for start, end in _spans(final):  # the music is there under every segment
         inside = slice(round(start / WINDOW_S) + 2, min(per_window, round(end / WINDOW_S)) - 2)
         assert np.median(bells[inside]) - np.median(bells_before[inside]) >= 15
-    loudness = _band_db(plain, None)[5:-5]  # the clips' own sound, away from the score's fades
+    loudness = band_db(plain, None, WINDOW_S)[5:-5]  # the clips' own sound, away from the score's fades
     loud = loudness >= np.percentile(loudness, 80)
     quiet = loudness <= np.percentile(loudness, 20)
     music = bells[5:-5]

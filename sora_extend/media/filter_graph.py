@@ -1,7 +1,9 @@
-"""ffmpeg audio filters (alimiter, sidechaincompress) on float32 stereo arrays, through PyAV's filter graph."""
+"""ffmpeg audio filters (ebur128, alimiter, sidechaincompress) on float32 stereo arrays, through PyAV's
+filter graph."""
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import av
@@ -14,10 +16,12 @@ CHUNK = 8192
 
 
 class AudioFilter:
-    """A graph from one or more stereo inputs through `filter_name` to planar float output; samples go in
-    as (2, n) arrays, in step across the inputs, and come out the same way."""
+    """A graph from one or more stereo inputs through a chain of filters (name, options) to planar float
+    output; samples go in as (2, n) arrays, in step across the inputs, and come out the same way, unless
+    `keep` is off (a meter: only what it reports matters)."""
 
-    def __init__(self, filter_name: str, options: str, inputs: int = 1) -> None:
+    def __init__(self, chain: list[tuple[str, str]], inputs: int = 1, keep: bool = True) -> None:
+        self.keep = keep
         self.graph = Graph()
         self.sources = [
             self.graph.add_abuffer(
@@ -25,15 +29,16 @@ class AudioFilter:
             )
             for k in range(inputs)
         ]
-        work = self.graph.add(filter_name, options)
-        planar = self.graph.add("aformat", "sample_fmts=fltp")
+        filters = [self.graph.add(name, options) for name, options in chain]
+        filters.append(self.graph.add("aformat", "sample_fmts=fltp"))
         self.sink = self.graph.add("abuffersink")
         for k, source in enumerate(self.sources):
-            source.link_to(work, 0, k)
-        work.link_to(planar)
-        planar.link_to(self.sink)
+            source.link_to(filters[0], 0, k)
+        for before, after in itertools.pairwise([*filters, self.sink]):
+            before.link_to(after)
         self.graph.configure()
         self.pts = 0
+        self.metadata: dict[str, str] = {}  # the latest of what the filter reported on the frames it let out
 
     def push(self, *signals: np.ndarray) -> np.ndarray:
         """Filter the next samples of every input; returns what the filter let out so far."""
@@ -56,7 +61,10 @@ class AudioFilter:
         out = []
         while True:
             try:
-                out.append(self.sink.pull().to_ndarray())
+                frame = self.sink.pull()
             except (av.BlockingIOError, av.EOFError):
                 break
+            if self.keep:
+                out.append(frame.to_ndarray())
+            self.metadata.update(frame.metadata)
         return np.concatenate(out, axis=1) if out else np.zeros((2, 0), dtype=np.float32)

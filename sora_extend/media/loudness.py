@@ -1,6 +1,7 @@
-"""Loudness: each clip's integrated loudness (ITU-R BS.1770 / EBU R128, with pyloudnorm), the gain that
-brings it to the target, and the peak limiter that keeps the result under -1 dBTP (ffmpeg's alimiter,
-through PyAV's filter graph). Both are maintained implementations: no hand-written K-weighting or gating.
+"""Loudness: each clip's integrated loudness (ITU-R BS.1770 / EBU R128: ffmpeg's ebur128 filter), the gain
+that brings it to the target, and the peak limiter that keeps the result under -1 dBTP (ffmpeg's alimiter).
+Both run through PyAV's filter graph: maintained implementations, no hand-written K-weighting or gating,
+and nothing to install beyond PyAV (pyloudnorm would have pulled in SciPy: 77 MB more per merge process).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 
 from sora_extend.media.audio import AUDIO_RATE, decode_track
 from sora_extend.media.filter_graph import AudioFilter
@@ -27,16 +27,25 @@ MAX_MAKEUP_DB = 6.0
 # so it keeps its level.
 SILENT_LUFS = -45.0
 
-_METER = pyloudnorm.Meter(AUDIO_RATE)
+METER = ("ebur128", "metadata=1")
+GATE_BLOCK = round(0.4 * AUDIO_RATE)  # BS.1770's gating block: nothing shorter has a loudness
+ABSOLUTE_GATE_LUFS = -70.0  # BS.1770: blocks under this are silence
 
 
 def integrated_lufs(samples: np.ndarray) -> float | None:
     """Integrated loudness of float32 stereo samples (2, n); None for silence, or when shorter than one
-    400 ms gating block."""
-    if samples.shape[1] <= round(_METER.block_size * AUDIO_RATE):
+    gating block."""
+    if samples.shape[1] <= GATE_BLOCK:
         return None
-    value = float(_METER.integrated_loudness(samples.T))
-    return round(value, 2) if np.isfinite(value) else None
+    return _metered(AudioFilter([METER], keep=False), samples)
+
+
+def _metered(meter: AudioFilter, samples: np.ndarray) -> float | None:
+    """What a graph ending in the loudness meter reads for `samples`."""
+    meter.push(samples)
+    meter.flush()
+    value = float(meter.metadata.get("lavfi.r128.I", "-inf"))
+    return round(value, 2) if np.isfinite(value) and value > ABSOLUTE_GATE_LUFS else None
 
 
 def spans_lufs(
@@ -65,8 +74,7 @@ def limited_gain_db(samples: np.ndarray, gain_db: float, target: float) -> float
     gain = db_to_gain(gain_db)
     if float(np.abs(samples).max(initial=0.0)) * gain <= db_to_gain(LIMIT_DBFS):
         return gain_db
-    limiter = peak_limiter()
-    after = integrated_lufs(np.concatenate([limiter.push(samples * np.float32(gain)), limiter.flush()], axis=1))
+    after = _metered(AudioFilter([_LIMITER, METER], keep=False), samples * np.float32(gain))
     if after is None:
         return gain_db
     return round(gain_db + min(MAX_MAKEUP_DB, max(0.0, target - after)), 2)
@@ -75,7 +83,10 @@ def limited_gain_db(samples: np.ndarray, gain_db: float, target: float) -> float
 def peak_limiter() -> AudioFilter:
     """ffmpeg's alimiter with its look-ahead compensated: as many samples come out as went in, at the same
     instants (A/V sync holds), none above LIMIT_DBFS."""
-    options = (
-        f"limit={db_to_gain(LIMIT_DBFS):.6f}:attack={LIMIT_ATTACK_MS}:release={LIMIT_RELEASE_MS}:level=0:latency=1"
-    )
-    return AudioFilter("alimiter", options)
+    return AudioFilter([_LIMITER])
+
+
+_LIMITER = (
+    "alimiter",
+    f"limit={10 ** (LIMIT_DBFS / 20):.6f}:attack={LIMIT_ATTACK_MS}:release={LIMIT_RELEASE_MS}:level=0:latency=1",
+)

@@ -53,6 +53,6 @@ def _ducked(music: np.ndarray, sidechain: np.ndarray, threshold: float) -> np.nd
         f"threshold={max(threshold, MIN_THRESHOLD):.6f}:ratio={DUCK_RATIO}:attack={DUCK_ATTACK_MS}"
         f":release={DUCK_RELEASE_MS}:detection=rms:makeup=1"
     )
-    compressor = AudioFilter("sidechaincompress", options, inputs=2)
+    compressor = AudioFilter([("sidechaincompress", options)], inputs=2)
     ducked = np.concatenate([compressor.push(music, sidechain), compressor.flush()], axis=1)
     return ducked[:, : music.shape[1]]

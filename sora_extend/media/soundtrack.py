@@ -7,7 +7,7 @@ output, streaming: a clip is decoded, measured and joined to the previous one wh
 what came before, so the audio work runs beside the AAC encoder instead of after it. Lengths are exact
 (every stretch gets the samples of its time span), so A/V sync is what the video timeline says.
 
-Loudness: every clip is measured (pyloudnorm, BS.1770) and brought to the target itself, so the common
+Loudness: every clip is measured (BS.1770, ffmpeg's ebur128) and brought to the target itself, so the common
 level of the clips is the target and the whole video lands on it without a second pass over the file;
 with a score, the mix is measured as a whole and brought to the target. Silent clips keep their level.
 """
@@ -145,6 +145,7 @@ class _Mixdown:
         body = _filled(*track.read(part.source, end - begin))
         before = self._before(track, part.source, MARGIN, body)
         after = self._after(track, part.source + (end - begin) / AUDIO_RATE, body)
+        del track  # the whole clip's sound is not needed any more: only what the output shows, and its edges
         lufs = integrated_lufs(body)
         gain_db = matching_gain_db(lufs, self.target)
         if gain_db and self.target is not None:

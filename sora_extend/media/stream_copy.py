@@ -13,12 +13,13 @@ at every join. Everything stream copy cannot do exactly (different codecs or siz
 trimming a segment's tail) goes to `merge.py`, which re-encodes what it must.
 
 The sound (decoded, crossfaded at the joins, brought to one loudness, limited: `soundtrack.py`) is made
-on a thread of its own, a segment ahead of the AAC encoder that this thread runs, so it costs little
-more than the encode alone.
+segment by segment while one AAC encoder, in a process of its own (`aac_file.py`), encodes it; its
+packets are then copied beside the video, in time order.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,8 +28,8 @@ from pathlib import Path
 import av
 
 from sora_extend.errors import MediaError
-from sora_extend.media.audio import AacEncoder
-from sora_extend.media.background import Ahead
+from sora_extend.media.aac_file import AacFile
+from sora_extend.media.audio import AUDIO_RATE
 from sora_extend.media.crossfade import join_fade_s
 from sora_extend.media.joins import JoinPlan, MergeResult, StreamCopyUnsupported
 from sora_extend.media.probe import MediaInfo, probe
@@ -138,52 +139,84 @@ def stream_copy_merge(
         frame = int(Fraction(1, 1) / fps / tb)
         timeline = _Timeline(tb, frame, frame // 2, joins)
         output.parent.mkdir(parents=True, exist_ok=True)
-        out = av.open(str(output), mode="w", options={"movflags": "+faststart"})
+        soundtrack = Soundtrack(sound or SoundPlan())
+        audio_file = output.with_name(output.stem + ".sound.m4a")
         try:
-            video_out = out.add_stream_from_template(template)
-            audio = AacEncoder(out)
-            soundtrack = Soundtrack(sound or SoundPlan())
-            result = _copy_all(out, video_out, audio, inputs, timeline, soundtrack, sounds)
+            sizes = _encode_sound(inputs, timeline, soundtrack, sounds, audio_file)
+            with av.open(str(audio_file)) as encoded:
+                out = av.open(str(output), mode="w", options={"movflags": "+faststart"})
+                try:
+                    video_out = out.add_stream_from_template(template)
+                    audio_out = out.add_stream_from_template(encoded.streams.audio[0])
+                    audio = [packet for packet in encoded.demux(encoded.streams.audio[0]) if packet.size]
+                    result = _copy_all(out, video_out, audio_out, audio, inputs, timeline)
+                finally:
+                    out.close()
         finally:
-            out.close()
+            audio_file.unlink(missing_ok=True)
+    assert sizes == [round(at * AUDIO_RATE) for at in (*result.joins_at, result.duration)]
     result.sound = soundtrack.report
     return result
+
+
+def _encode_sound(
+    inputs: Sequence[Path],
+    timeline: _Timeline,
+    soundtrack: Soundtrack,
+    sounds: Sequence[Sequence[SoundPart]] | None,
+    audio_file: Path,
+) -> list[int]:
+    """The whole soundtrack, made segment by segment while the encoder (another process) encodes it; the
+    output sample where each segment ends."""
+    ends, done = [], 0
+    with AacFile(audio_file) as encoder:
+        for chunk in soundtrack.chunks(_stretches(inputs, timeline, sounds)):
+            encoder.write(chunk)
+            done += chunk.shape[1]
+            ends.append(done)
+        encoder.close()
+    return ends
 
 
 def _copy_all(
     out: av.container.OutputContainer,
     video_out: av.VideoStream,
-    audio: AacEncoder,
+    audio_out: av.AudioStream,
+    audio: list[av.Packet],
     inputs: Sequence[Path],
     timeline: _Timeline,
-    soundtrack: Soundtrack,
-    sounds: Sequence[Sequence[SoundPart]] | None,
 ) -> MergeResult:
     tb, frame = timeline.tb, timeline.frame
     offset = 0  # output time (in tb) where the current segment's first frame is shown
     last_dts: int | None = None
     frames = 0
     joins_at: list[float] = []
-    with Ahead(soundtrack.chunks(_stretches(inputs, timeline, sounds)), name="sora-extend-soundtrack") as chunks:
-        for k, path in enumerate(inputs):
-            segment = _segment(path, k, timeline)
-            video_packets = []
-            for packet, p, d in zip(segment.packets, segment.pts, segment.dts, strict=True):
-                new_pts = offset if p == segment.first else offset + p - segment.first - segment.shift
-                new_dts = offset + d - segment.first - segment.shift
-                if last_dts is not None and new_dts <= last_dts:
-                    new_dts = last_dts + 1
-                if new_dts > new_pts:
-                    raise StreamCopyUnsupported(f"{path.name}: retimed frames would decode after they show")
-                last_dts = new_dts
-                packet.pts, packet.dts, packet.duration, packet.time_base = new_pts, new_dts, frame, tb
-                packet.stream = video_out
-                video_packets.append(packet)
-            _interleave(out, video_packets, audio.encode(next(chunks)), tb)
-            frames += len(segment.packets)
-            offset += segment.span
-            joins_at.append(float(offset * tb))
-    out.mux(audio.flush())
+    audio_tb = float(audio_out.time_base or Fraction(1, AUDIO_RATE))
+    for packet in audio:
+        packet.stream = audio_out
+    audio_at = [packet.dts * audio_tb for packet in audio]  # when each audio packet starts, in seconds
+    taken = 0
+    for k, path in enumerate(inputs):
+        segment = _segment(path, k, timeline)
+        video_packets = []
+        for packet, p, d in zip(segment.packets, segment.pts, segment.dts, strict=True):
+            new_pts = offset if p == segment.first else offset + p - segment.first - segment.shift
+            new_dts = offset + d - segment.first - segment.shift
+            if last_dts is not None and new_dts <= last_dts:
+                new_dts = last_dts + 1
+            if new_dts > new_pts:
+                raise StreamCopyUnsupported(f"{path.name}: retimed frames would decode after they show")
+            last_dts = new_dts
+            packet.pts, packet.dts, packet.duration, packet.time_base = new_pts, new_dts, frame, tb
+            packet.stream = video_out
+            video_packets.append(packet)
+        offset += segment.span
+        end = float(offset * tb)
+        upto = bisect.bisect_left(audio_at, end) if k < len(inputs) - 1 else len(audio)
+        _interleave(out, video_packets, float(tb), audio[taken:upto], audio_at[taken:upto])
+        taken = upto
+        frames += len(segment.packets)
+        joins_at.append(end)
     seconds = float(offset * tb)
     return MergeResult(method="stream-copy", frames=frames, duration=seconds, seconds=0.0, joins_at=joins_at[:-1])
 
@@ -229,12 +262,14 @@ def _placed(parts: Sequence[SoundPart], shift: float, start: float, end: float, 
 
 
 def _interleave(
-    out: av.container.OutputContainer, video: list[av.Packet], audio: list[av.Packet], tb: Fraction
+    out: av.container.OutputContainer,
+    video: list[av.Packet],
+    video_tb: float,
+    audio: list[av.Packet],
+    audio_at: list[float],
 ) -> None:
     """Mux a segment's packets in time order so players can stream the file progressively."""
-
-    def when(packet: av.Packet) -> float:
-        return float(packet.dts * packet.time_base) if packet.time_base else float(packet.dts * tb)
-
-    for packet in sorted(video + audio, key=when):
-        out.mux(packet)
+    timed = [(packet.dts * video_tb, 0, n) for n, packet in enumerate(video)]
+    timed += [(at, 1, n) for n, at in enumerate(audio_at)]
+    for _, kind, n in sorted(timed):
+        out.mux(audio[n] if kind else video[n])

@@ -143,7 +143,7 @@ class Manifest(BaseModel):
 
 
 def _versions() -> dict[str, str]:
-    names = ("sora-extend", "prefect", "av", "moviepy", "opencv-python-headless", "fal-client", "openai", "pyloudnorm")
+    names = ("sora-extend", "prefect", "av", "moviepy", "opencv-python-headless", "fal-client", "openai")
     found = {"python": platform.python_version()}
     for name in names:
         try:

@@ -16,6 +16,7 @@ from sora_extend.media.audio import AUDIO_RATE
 
 _SCALE = (0, 2, 4, 7, 9)  # major pentatonic
 BELL_LOW_HZ = 2300.0
+BELL_BAND_HZ = (BELL_LOW_HZ, 5500.0)  # where the bells' notes lie (their partials ring higher, softer)
 
 
 def render_score(seconds: float, seed: int) -> np.ndarray:
