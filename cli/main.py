@@ -18,7 +18,7 @@ import math
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,7 +26,7 @@ from pydantic import AliasChoices, SecretStr, ValidationError
 
 from cli.options import add_request_options, request_from
 from sora_extend import layout
-from sora_extend.catalogue import PROVIDERS
+from sora_extend.catalogue import PROVIDERS, MusicModelSpec
 from sora_extend.errors import BudgetExceededError, InputError, MediaError
 from sora_extend.library.remake import PrefectApi
 from sora_extend.request import ExtendRequest, allowed_values, explain, normalise_storage_url
@@ -300,7 +300,8 @@ def cmd_frame(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from sora_extend.media.merge import JoinPlan, merge_videos
+    from sora_extend.media.merge import JoinPlan, SoundPlan, merge_videos
+    from sora_extend.soundtrack_choice import checked_loudness
 
     videos = [Path(video) for video in args.videos]
     joins = [
@@ -311,7 +312,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
         )
         for _ in videos[1:]
     ]
-    result = merge_videos(videos, Path(args.output), joins)
+    target = checked_loudness(args.loudness)
+    sound = SoundPlan(loudness_lufs=None if target == "off" else target)
+    result = merge_videos(videos, Path(args.output), joins, sound=sound)
     print(
         f"{args.output}: {result.duration:.3f} s, {result.frames} frames, {result.method}"
         + (f" ({result.reason})" if result.reason else "")
@@ -351,9 +354,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_music_models(catalogue.music.values())
     if not args.all:
         print("\n(retired models hidden; --all shows them)")
     return EXIT_OK
+
+
+def _print_music_models(rows: Iterable[MusicModelSpec]) -> None:
+    """The models --soundtrack score / score-only can use (--soundtrack-model)."""
+    print("\nmusic models (--soundtrack score|score-only, --soundtrack-model ID):")
+    for music in rows:
+        per_track = music.price.per_audio
+        price = f"${per_track:.2f} per track" if per_track is not None else f"${music.price.per_second:.4f}/s"
+        lengths = f"{music.length.min_s:g}-{music.length.max_s:g} s"
+        kind = music.mode.replace("_", "-")
+        print(f"  {music.provider:<8} {music.id:<16} {kind:<15} {lengths:<10} {price:<16} {music.family}")
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -525,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dedupe",
         action="store_true",
         help="each video starts with the previous one's last frame (show each copy for half a frame)",
+    )
+    merge.add_argument(
+        "--loudness", default="-14", help=(ExtendRequest.model_fields["loudness"].description or "").replace("%", "%%")
     )
     merge.set_defaults(handler=cmd_merge)
 

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from sora_extend.events import Event
 from sora_extend.events import logger as events_logger
-from sora_extend.pipeline.steps import keyframe_id, segment_id
+from sora_extend.pipeline.steps import SCORE_ID, keyframe_id, segment_id
 from sora_extend.request import ExtendRequest
 
 # What a person reads for each state; "stored": done without a provider call in this run (cached).
@@ -86,7 +86,7 @@ class Piece(BaseModel):
 
     @property
     def paid(self) -> bool:
-        return self.step.startswith(("segment-", "keyframe-"))
+        return self.step.startswith(("segment-", "keyframe-", SCORE_ID))
 
 
 class Tracker:
@@ -103,6 +103,7 @@ class Tracker:
     def for_request(cls, request: ExtendRequest, clock: Callable[[], float] = time.monotonic) -> Tracker:
         steps = [keyframe_id(k) for k in range(request.segments + 1)] if request.mode == "keyframes" else []
         steps += [segment_id(k) for k in range(1, request.segments + 1)]
+        steps += [SCORE_ID] if request.soundtrack != "clips" else []
         return cls([*steps, "merge"], clock)
 
     def update(self, event: Event) -> Piece | None:

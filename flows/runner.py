@@ -11,7 +11,7 @@ from sora_extend.pipeline.job import JobRef
 from sora_extend.pipeline.steps import WorkStep
 from tasks.handoff import extract_handoff_task
 from tasks.merge import merge_segments_task
-from tasks.render import render_keyframe_task, render_segment_task, with_retry_settings
+from tasks.render import render_keyframe_task, render_score_task, render_segment_task, with_retry_settings
 
 
 class PrefectRunner:
@@ -22,6 +22,7 @@ class PrefectRunner:
         self.tasks: dict[str, Task[..., Any]] = {
             "keyframe": with_retry_settings(render_keyframe_task),
             "segment": with_retry_settings(render_segment_task),
+            "score": with_retry_settings(render_score_task),
             "handoff": extract_handoff_task,
             "merge": merge_segments_task,
         }

@@ -2,7 +2,8 @@
 
     job.json  plan.json  prices.json  references/NN.png  keyframes/NN.png (+ NN.json)  segments/NN.mp4 (+ NN.json)
     keyframes/NN-takes.json  segments/NN-takes.json  verdicts/<key>.json  …/history/NN-takeT-<sha>.*
-    frames/NN.png (+ NN.json)  ledger/<key>.json  locks/<key>.json  final.mp4  final.json
+    frames/NN.png (+ NN.json)  soundtrack/score.<ext> (+ score.json)  ledger/<key>.json  locks/<key>.json
+    final.mp4  final.json
     seams.json  drift.json  contact_sheet.png  poster.jpg  review/…  review.html  manifest.json
 
 Beside the job folders, the library's index (`sora_extend.library.index`), in a folder whose dot keeps it
@@ -32,6 +33,8 @@ REVIEW_DIR = "review"
 LEDGER_DIR = "ledger"
 SEGMENT_HISTORY_DIR = "segments/history"
 KEYFRAME_HISTORY_DIR = "keyframes/history"
+SCORE_RECORD = "soundtrack/score.json"
+SCORE_HISTORY_DIR = "soundtrack/history"
 
 
 def segment(index: int) -> str:
@@ -40,6 +43,11 @@ def segment(index: int) -> str:
 
 def segment_record(index: int) -> str:
     return f"segments/{index:02d}.json"
+
+
+def score(suffix: str) -> str:
+    """The music for the whole video, as the model delivered it (mp3, m4a, wav...)."""
+    return f"soundtrack/score.{suffix}"
 
 
 def keyframe(index: int) -> str:

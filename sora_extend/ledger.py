@@ -34,8 +34,10 @@ class Attempt(BaseModel):
 
 class LedgerEntry(BaseModel):
     key: str
-    kind: Literal["segment", "keyframe", "judge"] = "segment"
-    segment: int = Field(..., description="The segment's (or keyframe's) number; a judge entry: the piece it judged.")
+    kind: Literal["segment", "keyframe", "judge", "score"] = "segment"
+    segment: int = Field(
+        ..., description="The segment's (or keyframe's) number; a judge entry: the piece it judged; a score: 0."
+    )
     take: int = 1
     provider: str
     model: str

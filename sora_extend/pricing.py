@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, Field
 
-from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec, MusicModelSpec
 from sora_extend.ledger import utcnow
 from sora_extend.request import ExtendRequest
 from sora_extend.settings import Settings
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 PER_SECOND_UNITS = {"second", "seconds", "video_second", "video second", "video seconds"}
 PER_IMAGE_UNITS = {"image", "images"}
+PER_TRACK_UNITS = {"audio", "audios", "request", "requests", "generation", "generations"}
 MAX_IDS_PER_CALL = 50  # fal's documented limit for endpoint_id
 
 
@@ -69,6 +70,12 @@ class PriceBook(BaseModel):
     def keyframe(self, spec: ImageModelSpec, endpoint: str, width: int, height: int) -> Quote:
         base = spec.price.per_image or 0.0
         return self._scaled(endpoint, spec.cost(width, height), base, PER_IMAGE_UNITS, spec.price_source)
+
+    def score(self, spec: MusicModelSpec, seconds: float) -> Quote:
+        catalogue = spec.cost(seconds)
+        if spec.price.per_audio is not None:
+            return self._scaled(spec.endpoint, catalogue, spec.price.per_audio, PER_TRACK_UNITS, spec.price_source)
+        return self._scaled(spec.endpoint, catalogue, catalogue, PER_SECOND_UNITS, spec.price_source)
 
 
 def catalogue_only(note: str = "") -> PriceBook:
@@ -121,9 +128,11 @@ def fetch_live(settings: Settings, endpoints: list[str]) -> PriceBook:
 
 def paid_endpoints(request: ExtendRequest) -> list[str]:
     """Every fal endpoint this request may call (fal is the provider with a live price API)."""
-    specs: list[ModelSpec | ImageModelSpec] = [request.spec]
+    specs: list[ModelSpec | ImageModelSpec | MusicModelSpec] = [request.spec]
     if request.keyframe_spec is not None:
         specs.append(request.keyframe_spec)
+    if request.soundtrack_spec is not None:
+        specs.append(request.soundtrack_spec)
     found = []
     for spec in specs:
         if spec.provider == "fal":

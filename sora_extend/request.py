@@ -27,11 +27,13 @@ from sora_extend.catalogue import (
     Catalogue,
     ImageModelSpec,
     ModelSpec,
+    MusicModelSpec,
     load_catalogue,
 )
 from sora_extend.errors import InputError
 from sora_extend.owners import check_owner
 from sora_extend.quality.rules import check_gate
+from sora_extend.soundtrack_choice import FINISHING_FIELDS, Soundtrack, check_soundtrack, checked_loudness
 
 Aspect = Literal["16:9", "9:16"]
 Resolution = Literal["360p", "480p", "512p", "720p", "768p", "1024p", "1080p", "1440p", "2160p"]
@@ -77,6 +79,7 @@ NOT_IDENTITY = {
     "judge_model",
     "use_takes",
     "owner",
+    *FINISHING_FIELDS,  # they change how the clips are joined, never the clips
 }
 
 MAX_SEGMENTS = 60
@@ -345,6 +348,41 @@ class ExtendRequest(BaseModel):
         'holds "{{name}}" values itself.',
         json_schema_extra=_ui(31),
     )
+    soundtrack: Soundtrack = Field(
+        "clips",
+        title="Soundtrack",
+        description="clips: the clips' own sound, crossfaded at every join and brought to one loudness. score: "
+        "one piece of music for the whole video under the clips' sound (it dips where they are loud). "
+        "score-only: the music replaces the clips' sound.",
+        json_schema_extra=_ui(32),
+    )
+    soundtrack_model: str | None = Field(
+        None,
+        title="Score model",
+        description="soundtrack score / score-only: the music model (see `sora-extend models`). Empty = "
+        "preview-score offline, sonilo-video (scores the merged video) on fal.",
+        json_schema_extra=_catalogue_choice(33, lambda catalogue: list(catalogue.music)),
+    )
+    soundtrack_prompt: str | None = Field(
+        None,
+        title="Score prompt",
+        description="What the music should be like. Empty = from the plan's story bible (subject, setting, "
+        "style, light).",
+        json_schema_extra=_ui(34),
+    )
+    loudness: float | Literal["off"] = Field(
+        -14.0,
+        title="Loudness (LUFS)",
+        description="The whole video's integrated loudness, -70 to -5 LUFS (-14: YouTube and Spotify; -23: EBU "
+        "R128 broadcast), true peak at most -1 dBTP; every clip is brought to it. off: the clips keep the "
+        "levels they came with.",
+        json_schema_extra=_ui(35),
+    )
+
+    @field_validator("loudness", mode="before")
+    @classmethod
+    def _loudness_target(cls, value: object) -> object:
+        return checked_loudness(value)
 
     @field_validator("prompt")
     @classmethod
@@ -408,6 +446,7 @@ class ExtendRequest(BaseModel):
         from sora_extend.comfyui.request_rules import check_comfy_options  # imports the catalogue's users
 
         check_comfy_options(self, spec)
+        check_soundtrack(self)
         return self
 
     def _check_continuity(self, spec: ModelSpec) -> None:
@@ -484,6 +523,15 @@ class ExtendRequest(BaseModel):
     @property
     def spec(self) -> ModelSpec:
         return load_catalogue().get(self.model or _default_model(self.provider), self.provider)
+
+    @property
+    def soundtrack_spec(self) -> MusicModelSpec | None:
+        return load_catalogue().music_model(self.soundtrack_model) if self.soundtrack != "clips" else None
+
+    @property
+    def loudness_lufs(self) -> float | None:
+        """The loudness target, None when off."""
+        return None if self.loudness == "off" else float(self.loudness)
 
     @property
     def keyframe_spec(self) -> ImageModelSpec | None:

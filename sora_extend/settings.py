@@ -179,6 +179,9 @@ def missing_keys(request: ExtendRequest, settings: Settings) -> list[tuple[str, 
         needs.append(("openai_api_key", "planner 'openai'"))
     if request.judge == "vlm" and settings.judge_api_key is None:
         needs.append(("openai_api_key", f"judge 'vlm' (model {request.judge_model})"))
+    music = request.soundtrack_spec
+    if music is not None and music.provider == "fal":
+        needs.append(("fal_key", f"soundtrack model {music.id}"))
     missing: dict[str, str] = {}
     for name, needed_for in needs:
         gateway_has_own_key = settings.videos_api_key is not None and needed_for.startswith("provider 'openai'")

@@ -1,6 +1,6 @@
-"""The paid tasks: one task run per keyframe still and per segment. Cached by the step's content key;
-the ledger underneath makes even a cache miss (new result storage, another worker) resume the paid
-request instead of resubmitting it."""
+"""The paid tasks: one task run per keyframe still, per segment and for the score. Cached by the step's
+content key; the ledger underneath makes even a cache miss (new result storage, another worker) resume the
+paid request instead of resubmitting it."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from prefect.tasks import exponential_backoff
 
 from sora_extend.errors import TransientProviderError
 from sora_extend.pipeline.job import Job, JobRef
-from sora_extend.pipeline.records import KeyframeRecord, SegmentRecord
+from sora_extend.pipeline.records import KeyframeRecord, ScoreRecord, SegmentRecord
 from sora_extend.pipeline.run import run_step
-from sora_extend.pipeline.steps import KeyframeStep, SegmentStep
+from sora_extend.pipeline.steps import KeyframeStep, ScoreStep, SegmentStep
 from sora_extend.settings import Settings, get_settings
 from tasks.policies import CONTENT_KEY, retry_only_transient
 from tasks.secrets import settings_with_keys
@@ -54,7 +54,7 @@ def provider_slot(settings: Settings) -> Callable[[str], Callable[[], AbstractCo
     return gate
 
 
-def _render(job: JobRef, step: KeyframeStep | SegmentStep, inputs: dict[str, object]) -> object:
+def _render(job: JobRef, step: KeyframeStep | SegmentStep | ScoreStep, inputs: dict[str, object]) -> object:
     settings = settings_with_keys(job.request)
     try:
         return run_step(Job(job, settings), step, inputs, gate_for=provider_slot(settings))
@@ -71,6 +71,11 @@ def render_keyframe_task(job: JobRef, step: KeyframeStep, inputs: dict[str, obje
 
 @task(name="render-segment", task_run_name="render-segment-{step.index:02d}", **PAID)  # type: ignore[call-overload]
 def render_segment_task(job: JobRef, step: SegmentStep, inputs: dict[str, object]) -> SegmentRecord:
+    return _render(job, step, inputs)  # type: ignore[return-value]
+
+
+@task(name="render-score", task_run_name="render-score", **PAID)  # type: ignore[call-overload]
+def render_score_task(job: JobRef, step: ScoreStep, inputs: dict[str, object]) -> ScoreRecord:
     return _render(job, step, inputs)  # type: ignore[return-value]
 
 

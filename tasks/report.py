@@ -49,7 +49,7 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def piece_rows(plan: ShotPlan, manifest: Manifest) -> list[dict[str, object]]:
-    """One row per keyframe and per segment: what it is, who rendered it, what it cost, its state."""
+    """One row per keyframe, per segment and for the score: what it is, who rendered it, what it cost, its state."""
     rows: list[dict[str, object]] = []
     gate = {piece.piece: piece for piece in manifest.takes}
     keyframes = {record.index: record for record in manifest.keyframes}
@@ -74,7 +74,26 @@ def piece_rows(plan: ShotPlan, manifest: Manifest) -> list[dict[str, object]]:
                 "quality gate": f"take {gate[step_id].used}: {gate[step_id].note}" if step_id in gate else "",
             }
         )
+    if manifest.request.get("soundtrack", "clips") != "clips":
+        rows.append(_score_row(manifest))
     return rows
+
+
+def _score_row(manifest: Manifest) -> dict[str, object]:
+    """The music for the whole video, as a row like the clips'."""
+    score = manifest.score
+    state = "failed" if manifest.failed_step == "score" else "pending" if score is None else "rendered"
+    if score is not None and score.resumed:
+        state = "rendered (resumed)"
+    return {
+        "piece": "score",
+        "what": _short(score.prompt if score else "music for the whole video"),
+        "model": score.model if score else manifest.request.get("soundtrack_model") or "",
+        "request id": score.request_id if score else "",
+        "seconds": round(score.duration) if score else "",
+        "cost (USD)": f"{score.cost_usd:.2f}" if score else "",
+        "state": state,
+    }
 
 
 def _links(job: Job, report: Report) -> list[str]:

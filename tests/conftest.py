@@ -115,24 +115,32 @@ def api_url(prefect_harness: None) -> str:
     return str(PREFECT_API_URL.value())
 
 
+def point_at_fal(monkeypatch: pytest.MonkeyPatch, fal: object) -> None:
+    """Settings that point this project, the real fal_client and the test models at a fal emulator
+    (undone with `monkeypatch`)."""
+    import fal_client.client as wire
+
+    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE
+
+    for name in ("QUEUE_URL_FORMAT", "REST_URL", "CDN_URL"):  # restored with the monkeypatch
+        monkeypatch.setattr(wire, name, getattr(wire, name))
+    monkeypatch.setenv("SORA_EXTEND_CATALOGUE_FILE", str(TEST_MODEL_CATALOGUE))
+    for name, value in fal.environment().items():  # type: ignore[attr-defined]
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SORA_EXTEND_POLL_INTERVAL_S", "0.05")
+    monkeypatch.setenv("SORA_EXTEND_RETRY_DELAY_S", "0")
+    monkeypatch.setenv("SORA_EXTEND_RECONCILE_GRACE_S", "1")  # a lost submit is looked for for 1 s
+    reload_settings()
+
+
 @pytest.fixture
 def fal_emulator(monkeypatch: pytest.MonkeyPatch, storage_url: str) -> Iterator[object]:
     """The fal emulator on loopback, with settings pointing the real fal_client at it."""
-    import fal_client.client as wire
-
     from tests.emulators import FalEmulator
-    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE, with_test_model
+    from tests.emulators.fal_schemas import with_test_model
 
-    for name in ("QUEUE_URL_FORMAT", "REST_URL", "CDN_URL"):  # restored after the test
-        monkeypatch.setattr(wire, name, getattr(wire, name))
     with FalEmulator(schemas=with_test_model(), queue_seconds=0.05, progress_seconds=0.2) as fal:
-        monkeypatch.setenv("SORA_EXTEND_CATALOGUE_FILE", str(TEST_MODEL_CATALOGUE))
-        for name, value in fal.environment().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("SORA_EXTEND_POLL_INTERVAL_S", "0.05")
-        monkeypatch.setenv("SORA_EXTEND_RETRY_DELAY_S", "0")
-        monkeypatch.setenv("SORA_EXTEND_RECONCILE_GRACE_S", "1")  # a lost submit is looked for for 1 s
-        reload_settings()
+        point_at_fal(monkeypatch, fal)
         yield fal
         assert fal.server_errors == []
     reload_settings()

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from sora_extend.catalogue import Catalogue, ImageModelSpec, ModelSpec
+from sora_extend.catalogue import Catalogue, ImageModelSpec, ModelSpec, MusicModelSpec
 from sora_extend.providers.base import GenerationRequest
 from sora_extend.providers.fal import FalProvider
 from sora_extend.settings import Settings
@@ -96,6 +96,29 @@ def _image_requests(spec: ImageModelSpec) -> Iterator[tuple[str, GenerationReque
                 )
 
 
+def _music_requests(spec: MusicModelSpec) -> Iterator[tuple[str, GenerationRequest]]:
+    """The shortest and the longest piece the row can ask for."""
+    for seconds in (spec.length.min_s, spec.length.max_s):
+        yield (
+            f"{spec.mode} {seconds:g} s",
+            GenerationRequest(
+                label="score",
+                index=0,
+                content_key="truth",
+                model=spec.id,
+                output="audio",
+                prompt="a slow piano under rain",
+                seconds=int(seconds),
+                aspect="16:9",
+                resolution="720p",
+                width=1280,
+                height=720,
+                seed=7,
+                source_video=Path("placeholder.mp4") if spec.mode == "video_to_music" else None,
+            ),
+        )
+
+
 def payload_problems(schemas: FalSchemas, endpoint: str, payload: dict[str, Any]) -> list[str]:
     if endpoint not in schemas:
         return [f"{endpoint} is not a published fal endpoint"]
@@ -108,13 +131,20 @@ def payload_problems(schemas: FalSchemas, endpoint: str, payload: dict[str, Any]
 def catalogue_problems(catalogue: Catalogue, schemas: FalSchemas) -> list[str]:
     """Every disagreement between the catalogue's live fal rows and fal's published schemas."""
     settings = Settings(fal_key=SecretStr("offline"))
-    rows: list[ModelSpec | ImageModelSpec] = [*catalogue.models.values(), *catalogue.images.values()]
+    rows: list[ModelSpec | ImageModelSpec | MusicModelSpec] = [
+        *catalogue.models.values(),
+        *catalogue.images.values(),
+        *catalogue.music.values(),
+    ]
     found: list[str] = []
     for spec in rows:
         if spec.provider != "fal" or spec.status != "live":
             continue
         provider = OfflineFal(spec, settings)
-        cases = _image_requests(spec) if isinstance(spec, ImageModelSpec) else _video_requests(spec)
+        if isinstance(spec, MusicModelSpec):
+            cases = _music_requests(spec)
+        else:
+            cases = _image_requests(spec) if isinstance(spec, ImageModelSpec) else _video_requests(spec)
         for what, request in cases:
             endpoint = provider.endpoint_for(request)
             for problem in payload_problems(schemas, endpoint, provider.arguments(request)):
@@ -161,4 +191,11 @@ def price_problems(catalogue: Catalogue, schemas: FalSchemas, fixtures: dict[str
                 ours = image.price.rate(label, audio=False)
                 if published is not None and abs(published - ours) > 0.01 * published:
                     found.append(f"{image.id} {label}: ${ours}/image, fal ${published}/image")
+    for music in catalogue.music.values():
+        if music.provider == "fal" and music.status == "live":
+            pricing = fixtures[music.endpoint].get("pricing") or {}
+            unit = "second" if music.price.per_audio is None else "audio"
+            ours = music.price.per_second if unit == "second" else music.price.per_audio
+            if pricing.get("unit") != unit or abs(pricing.get("unit_price", 0) - (ours or 0)) > 0.01 * (ours or 1):
+                found.append(f"{music.id}: ${ours}/{unit}, fal {pricing.get('unit_price')}/{pricing.get('unit')}")
     return found

@@ -87,10 +87,11 @@ def write_clip(
     spoil_last: int = 0,
     spoil: str = "black",
     bed: bool = False,
+    bed_db: float = 0.0,
 ) -> Path:
     """An indexed clip; `first` replaces frame 0 (a hand-off frame); a flash and beep at `flash_frame`;
     the last `spoil_last` frames faded to black or motion-blurred (what the hand-off guard must skip);
-    `bed`: a music-and-noise soundtrack under the beep instead of silence."""
+    `bed`: a music-and-noise soundtrack under the beep instead of silence, `bed_db` louder or quieter."""
     has_audio = audio_seconds != 0
     with Mp4Writer(path, width=width, height=height, fps=fps, audio=has_audio, gop_seconds=gop_seconds) as writer:
         for i in range(frames):
@@ -104,7 +105,8 @@ def write_clip(
         if has_audio:
             seconds = audio_seconds if audio_seconds is not None else frames / fps
             sound = beep(seconds, flash_frame / fps if flash_frame is not None else None)
-            writer.write_audio(sound + music_bed(seconds, seed=start_index) if bed else sound)
+            bed_gain = np.float32(10 ** (bed_db / 20))
+            writer.write_audio(sound + bed_gain * music_bed(seconds, seed=start_index) if bed else sound)
     return path
 
 

@@ -1,8 +1,9 @@
 """The model catalogue: one data table (models.toml) of every video and image model the pipeline can use.
 
-`[models.<id>]` rows are video models, `[images.<id>]` rows image models (keyframe stills), `[judges.<id>]`
-chat models with image input that judge clips (`--judge vlm`). Users add or override rows with their own
-TOML file, merged over the shipped one field by field.
+`[models.<id>]` rows are video models, `[images.<id>]` rows image models (keyframe stills), `[music.<id>]`
+rows music models (one score for the whole video), `[judges.<id>]` chat models with image input that judge
+clips (`--judge vlm`). Users add or override rows with their own TOML file, merged over the shipped one field
+by field.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sora_extend.catalogue.specs import (
     ImageModelSpec,
     JudgeModelSpec,
     ModelSpec,
+    MusicModelSpec,
     PriceSpec,
     ProviderName,
 )
@@ -43,6 +45,12 @@ DEFAULT_KEYFRAME_MODEL: dict[ProviderName, str] = {
     "fal": "nano-banana-2",
     "openai": "nano-banana-2",
     "comfyui": "qwen-image",  # on the user's own ComfyUI servers: no key, nothing leaves their machines
+}
+# The music model that scores the video (soundtrack score / score-only) when the request names none.
+DEFAULT_SOUNDTRACK_MODEL: dict[ProviderName, str] = {
+    "preview": "preview-score",
+    "fal": "sonilo-video",
+    "openai": "sonilo-video",
 }
 
 
@@ -67,7 +75,8 @@ def _get(rows: dict[str, Any], model_id: str, *, field: str, what: str, provider
 class Catalogue(BaseModel):
     models: dict[str, ModelSpec]
     images: dict[str, ImageModelSpec]
-    judges: dict[str, JudgeModelSpec]
+    music: dict[str, MusicModelSpec] = {}
+    judges: dict[str, JudgeModelSpec] = {}
 
     def get(self, model_id: str, provider: str | None = None) -> ModelSpec:
         """The spec for a video model, refusing unknown, mismatched and retired models with a clear message."""
@@ -82,6 +91,12 @@ class Catalogue(BaseModel):
     def judge(self, model_id: str) -> JudgeModelSpec:
         """The spec for a judge model (`--judge vlm`)."""
         return _get(self.judges, model_id, field="judge_model", what="judge model", provider=None, hint="")  # type: ignore[no-any-return]
+
+    def music_model(self, model_id: str) -> MusicModelSpec:
+        """The spec for a music model (any provider)."""
+        kind = "video" if model_id in self.models else "image" if model_id in self.images else ""
+        hint = f" ('{model_id}' is {'an' if kind == 'image' else 'a'} {kind} model, not a music model)" if kind else ""
+        return _get(self.music, model_id, field="soundtrack_model", what="music model", provider=None, hint=hint)  # type: ignore[no-any-return]
 
     def ids(self, provider: str | None = None, *, include_retired: bool = False) -> list[str]:
         return [
@@ -106,9 +121,11 @@ def _read_tables(text: str, origin: str) -> dict[str, dict[str, dict[str, Any]]]
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError("catalogue_file", f"{origin} is not valid TOML: {exc}") from exc
-    tables = {name: data.get(name, {}) for name in ("models", "images", "judges")}
+    tables = {name: data.get(name, {}) for name in ("models", "images", "music", "judges")}
     if not all(isinstance(rows, dict) for rows in tables.values()):
-        raise InputError("catalogue_file", f"{origin} must hold [models.<id>], [images.<id>] and [judges.<id>] tables")
+        raise InputError(
+            "catalogue_file", f"{origin} must hold [models.<id>], [images.<id>], [music.<id>] and [judges.<id>] tables"
+        )
     return tables
 
 
@@ -127,6 +144,7 @@ def build_catalogue(override_file: Path | None = None) -> Catalogue:
             models={model_id: ModelSpec(id=model_id, **row) for model_id, row in tables["models"].items()},
             images={model_id: ImageModelSpec(id=model_id, **row) for model_id, row in tables["images"].items()},
             judges={model_id: JudgeModelSpec(id=model_id, **row) for model_id, row in tables["judges"].items()},
+            music={model_id: MusicModelSpec(id=model_id, **row) for model_id, row in tables["music"].items()},
         )
     except ValueError as exc:
         raise InputError("catalogue_file", f"invalid catalogue row: {exc}") from exc
@@ -146,6 +164,7 @@ __all__ = [
     "DEFAULT_JUDGE_MODEL",
     "DEFAULT_KEYFRAME_MODEL",
     "DEFAULT_MODEL",
+    "DEFAULT_SOUNDTRACK_MODEL",
     "PROVIDERS",
     "RESOLUTION_SIZES",
     "Catalogue",
@@ -154,6 +173,7 @@ __all__ = [
     "ImageModelSpec",
     "JudgeModelSpec",
     "ModelSpec",
+    "MusicModelSpec",
     "PriceSpec",
     "ProviderName",
     "build_catalogue",

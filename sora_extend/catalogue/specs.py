@@ -1,4 +1,4 @@
-"""What one catalogue row says: a video model's or an image model's wire fields, allowed values and prices.
+"""What one catalogue row says: a video, image or music model's wire fields, allowed values and prices.
 
 Code never branches on a model's name: providers read field names, duration wire types, allowed values
 and prices from these specs, and capabilities (an end-image field, an extend endpoint, reference images)
@@ -7,6 +7,7 @@ are the presence of the fields that carry them.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -103,6 +104,7 @@ class PriceSpec(_Strict):
     by_resolution: dict[str, float] = Field(default_factory=dict)
     by_resolution_audio: dict[str, float] = Field(default_factory=dict)
     per_image: float | None = Field(None, ge=0, description="Image models: USD per image.")
+    per_audio: float | None = Field(None, ge=0, description="Music models billed per track: USD per track.")
     per_clip: dict[str, float] = Field(
         default_factory=dict, description="Models billed per clip: USD for a clip of that many seconds."
     )
@@ -123,6 +125,7 @@ class PriceSpec(_Strict):
     @property
     def is_free(self) -> bool:
         prices = [self.per_second, self.per_second_audio or 0.0, self.per_image or 0.0, *self.per_clip.values()]
+        prices.append(self.per_audio or 0.0)
         return not any(prices) and not any(self.by_resolution.values()) and not any(self.by_resolution_audio.values())
 
 
@@ -308,3 +311,60 @@ class JudgeModelSpec(_Strict):
     def retired_message(self) -> str:
         alternatives = ", ".join(self.alternatives) or "see `sora-extend models`"
         return f"judge model '{self.id}' is retired: {self.retired_note} Live alternatives: {alternatives}"
+
+
+class MusicEndpoints(_Strict):
+    """A music model scores the merged video, or writes music from text (one of the two)."""
+
+    video_to_music: str | None = None
+    text_to_music: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MusicEndpoints:
+        if (self.video_to_music is None) == (self.text_to_music is None):
+            raise ValueError("a music model has exactly one of video_to_music and text_to_music")
+        return self
+
+
+class MusicLength(_Strict):
+    """How long a piece of music the model makes, and how the length is sent."""
+
+    field: str | None = Field(None, description="Where the length goes (empty: the model scores the whole video).")
+    unit: Literal["s", "ms"] = "s"
+    wire: Literal["int", "float"] = "int"
+    min_s: float = Field(..., gt=0)
+    max_s: float = Field(..., gt=0)
+
+    def to_wire(self, seconds: float) -> int | float:
+        value = seconds * (1000 if self.unit == "ms" else 1)
+        return math.ceil(value) if self.wire == "int" else round(value, 3)
+
+
+class MusicModelSpec(_Row):
+    """A music model: one score for the whole video, from the merged video or from the plan's text."""
+
+    aspects: tuple[str, ...] = ()
+    endpoints: MusicEndpoints
+    prompt_field: str = "prompt"
+    video_field: str | None = Field(None, description="video-to-music: where the merged video goes.")
+    length: MusicLength
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MusicModelSpec:
+        if self.endpoints.video_to_music and not self.video_field:
+            raise ValueError("a video_to_music endpoint needs video_field")
+        return self
+
+    @property
+    def mode(self) -> Literal["video_to_music", "text_to_music"]:
+        return "video_to_music" if self.endpoints.video_to_music else "text_to_music"
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.endpoints.video_to_music or self.endpoints.text_to_music)
+
+    def cost(self, seconds: float) -> float:
+        """USD for one score of `seconds` (billed by the whole second, or per track)."""
+        if self.price.per_audio is not None:
+            return round(self.price.per_audio, 4)
+        return round(math.ceil(seconds) * self.price.per_second, 4)

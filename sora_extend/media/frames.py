@@ -100,6 +100,14 @@ def iter_frames(path: Path) -> Iterator[DecodedFrame]:
             yield DecodedFrame(rgb=frame.to_ndarray(format="rgb24"), time=float(frame.time or 0.0), from_end=-1)
 
 
+def video_start(path: Path) -> float:
+    """When the first frame is shown, on the file's own clock (what its sound is placed against)."""
+    with _open(path) as container:
+        for frame in container.decode(container.streams.video[0]):
+            return float(frame.time or 0.0)
+    raise MediaError(f"{Path(path).name}: no video frame could be decoded")
+
+
 def first_frame(path: Path) -> np.ndarray:
     for frame in iter_frames(path):
         return frame.rgb

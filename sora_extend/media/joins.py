@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from sora_extend.media.soundtrack import SoundReport
+
 
 class JoinPlan(BaseModel):
     """How segment k joins segment k+1."""
@@ -21,6 +23,7 @@ class MergeResult(BaseModel):
     duration: float
     seconds: float
     joins_at: list[float] = Field(default_factory=list, description="Output times where segments meet.")
+    sound: SoundReport = Field(default_factory=SoundReport, description="What the merge did to the sound.")
 
 
 class StreamCopyUnsupported(Exception):

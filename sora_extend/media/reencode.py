@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-from moviepy import AudioClip, CompositeAudioClip, CompositeVideoClip, VideoFileClip, afx, vfx
+from moviepy import AudioArrayClip, CompositeVideoClip, VideoFileClip, vfx
 
 from sora_extend.media.audio import AUDIO_RATE
+from sora_extend.media.crossfade import join_fade_s
+from sora_extend.media.frames import video_start
 from sora_extend.media.joins import JoinPlan, MergeResult
 from sora_extend.media.probe import probe
+from sora_extend.media.soundtrack import SoundPart, SoundPlan, whole
 
 
 def _cover(clip: VideoFileClip, width: int, height: int) -> VideoFileClip:
@@ -32,17 +34,20 @@ def reencode_merge(
     *,
     size: tuple[int, int] | None = None,
     fps: int | None = None,
+    sound: SoundPlan | None = None,
 ) -> MergeResult:
     first = probe(inputs[0]).video
     assert first is not None
     width, height = size or (first.width, first.height)
     rate = fps or round(first.fps) or 24
-    sources = [VideoFileClip(str(path), audio_fps=AUDIO_RATE) for path in inputs]
+    # The sound is made apart from the pictures (soundtrack.py), from each clip's own file.
+    sources = [VideoFileClip(str(path), audio=False) for path in inputs]
     try:
         placed = []
+        parts: list[SoundPart] = []
         start = 0.0
         joins_at: list[float] = []
-        for k, source in enumerate(sources):
+        for k, (path, source) in enumerate(zip(inputs, sources, strict=True)):
             clip = source
             frame = 1.0 / (source.fps or rate)
             head = frame if k > 0 and joins[k - 1].dedupe_first_frame else 0.0
@@ -51,22 +56,18 @@ def reencode_merge(
                 clip = clip.subclipped(head, clip.duration - tail)
             clip = _cover(clip, width, height)
             fade_in = joins[k - 1].crossfade_s if k > 0 else 0.0
-            fade_out = joins[k].crossfade_s if k < len(joins) else 0.0
             if fade_in:
                 clip = clip.with_effects([vfx.CrossFadeIn(fade_in)])
-                if clip.audio is not None:
-                    clip = clip.with_audio(clip.audio.with_effects([afx.AudioFadeIn(fade_in)]))
-            if fade_out and clip.audio is not None:
-                clip = clip.with_audio(clip.audio.with_effects([afx.AudioFadeOut(fade_out)]))
             start -= fade_in
             placed.append(clip.with_start(start))
+            fade = join_fade_s(joins[k - 1].transition) if k else 0.0
+            parts.append(SoundPart(path, k, video_start(path) + head, start, start + clip.duration, fade))
             start += clip.duration
             joins_at.append(start)
-        audio_tracks = [clip.audio.with_start(clip.start) for clip in placed if clip.audio is not None]
+        samples, report = whole(parts, start, sound or SoundPlan())
         timeline = CompositeVideoClip(placed, size=(width, height)).with_duration(start)
-        # Silence where no segment has audio: the merged file always carries an audio track.
-        silence = AudioClip(lambda t: np.zeros((np.size(t), 2)), duration=start, fps=AUDIO_RATE)
-        timeline = timeline.with_audio(CompositeAudioClip([silence, *audio_tracks]).with_duration(start))
+        # The merged file always carries an audio track, silent where no segment has sound.
+        timeline = timeline.with_audio(AudioArrayClip(samples.T, fps=AUDIO_RATE))
         timeline.write_videofile(
             str(output),
             fps=rate,
@@ -84,4 +85,6 @@ def reencode_merge(
             source.close()
     info = probe(output)
     frames = info.video.frames if info.video else 0
-    return MergeResult(method="re-encode", frames=frames, duration=start, seconds=0.0, joins_at=joins_at[:-1])
+    return MergeResult(
+        method="re-encode", frames=frames, duration=start, seconds=0.0, joins_at=joins_at[:-1], sound=report
+    )

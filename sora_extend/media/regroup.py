@@ -5,22 +5,25 @@ decoded and re-encoded together as one clip (a "group"); every other segment is 
 the groups and untouched segments are then joined by stream copy. That only works when the
 re-encoded group carries exactly the same codec parameters as the untouched segments (true for clips
 made with this project's encoder settings, e.g. the preview renderer); the caller checks and otherwise
-re-encodes everything.
+re-encodes everything. A group's picture is re-encoded; its sound is not: the stream copy takes every
+clip's sound from the clip itself, placed where the group shows it (the crossfades included).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import av
 import numpy as np
 
-from sora_extend.media.audio import AUDIO_RATE, decode_audio_span
+from sora_extend.media.crossfade import join_fade_s
 from sora_extend.media.encode import Mp4Writer
-from sora_extend.media.frames import iter_frames
+from sora_extend.media.frames import iter_frames, video_start
 from sora_extend.media.joins import JoinPlan, MergeResult, StreamCopyUnsupported
 from sora_extend.media.probe import MediaInfo, probe
+from sora_extend.media.soundtrack import SoundPart, SoundPlan
 from sora_extend.media.stream_copy import stream_copy_merge
 
 
@@ -50,15 +53,18 @@ def _kept_frames(path: Path, skip_first: bool, trim: int) -> tuple[int, Iterator
     return end - int(skip_first), frames()
 
 
-def render_group(paths: Sequence[Path], inner: Sequence[JoinPlan], trim_last: int, output: Path, fps: int) -> Path:
-    """Decode `paths`, apply the inner joins (crossfades blend, continuous repeats drop the repeated
-    frame) and `trim_last` frames off the end, and encode one clip with the project's encoder."""
+def render_group(
+    paths: Sequence[Path], clips: Sequence[int], inner: Sequence[JoinPlan], trim_last: int, output: Path, fps: int
+) -> list[SoundPart]:
+    """Decode `paths` (input clips `clips`), apply the inner joins (crossfades blend, continuous repeats drop
+    the repeated frame) and `trim_last` frames off the end, and encode one silent clip with the project's
+    encoder. Returns where each clip's sound goes on that clip's timeline."""
     first = next(iter_frames(paths[0])).rgb
     height, width = first.shape[:2]
-    sound: list[np.ndarray] = []
-    overlaps: list[int] = []
+    parts: list[SoundPart] = []
+    shown = 0  # frames of the group laid down so far (the last ones may still be blended with the next clip)
     pending: list[np.ndarray] = []  # the previous segment's last frames, waiting to be blended
-    with Mp4Writer(output, width=width, height=height, fps=fps, audio=True) as writer:
+    with Mp4Writer(output, width=width, height=height, fps=fps, audio=False) as writer:
         for position, path in enumerate(paths):
             before = inner[position - 1] if position > 0 else None
             after = inner[position] if position < len(inner) else None
@@ -67,6 +73,7 @@ def render_group(paths: Sequence[Path], inner: Sequence[JoinPlan], trim_last: in
             skip_first = bool(before and before.dedupe_first_frame and not before.crossfade_s)
             trim = trim_last if after is None else after.trim_tail_frames
             count, frames = _kept_frames(path, skip_first, trim)
+            start = shown - fade_in
             for index, rgb in enumerate(frames):
                 if index < fade_in and pending:
                     alpha = (index + 1) / (fade_in + 1)
@@ -75,31 +82,17 @@ def render_group(paths: Sequence[Path], inner: Sequence[JoinPlan], trim_last: in
                     pending.append(rgb)
                 else:
                     writer.write_frame(rgb)
-            sound.append(decode_audio_span(path, 0.0, 1 / fps if skip_first else 0.0, count / fps))
-            if after is not None:
-                overlaps.append(round(fade_out * AUDIO_RATE / fps))
+            source = video_start(path) + (1 / fps if skip_first else 0.0)
+            fade = join_fade_s(before.transition) if before else 0.0
+            parts.append(SoundPart(path, clips[position], source, start / fps, (start + count) / fps, fade))
+            shown = start + count
         for rgb in pending:
             writer.write_frame(rgb)
-        writer.write_audio(_crossfade_audio(sound, overlaps))
-    return output
-
-
-def _crossfade_audio(parts: list[np.ndarray], overlaps: Sequence[int]) -> np.ndarray:
-    """Concatenate, blending each pair over its overlap (in samples), like the pictures."""
-    mixed = parts[0]
-    for part, samples in zip(parts[1:], overlaps, strict=True):
-        overlap = min(samples, mixed.shape[1], part.shape[1])
-        if overlap:
-            ramp = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
-            blend = mixed[:, -overlap:] * (1 - ramp) + part[:, :overlap] * ramp
-            mixed = np.concatenate([mixed[:, :-overlap], blend, part[:, overlap:]], axis=1)
-        else:
-            mixed = np.concatenate([mixed, part], axis=1)
-    return mixed
+    return parts
 
 
 def regrouped_merge(
-    inputs: Sequence[Path], output: Path, joins: Sequence[JoinPlan], infos: Sequence[MediaInfo]
+    inputs: Sequence[Path], output: Path, joins: Sequence[JoinPlan], infos: Sequence[MediaInfo], sound: SoundPlan
 ) -> MergeResult:
     """Re-encode the groups, then stream-copy everything. Raises StreamCopyUnsupported when a
     re-encoded group's codec parameters differ from the untouched segments'."""
@@ -107,6 +100,7 @@ def regrouped_merge(
     assert first is not None
     fps = round(first.fps)
     pieces: list[Path] = []
+    sounds: list[list[SoundPart]] = []
     between: list[JoinPlan] = []
     reworked = 0
     scratch = output.with_name(output.stem + ".groups")
@@ -117,13 +111,11 @@ def regrouped_merge(
             trim = joins[last].trim_tail_frames if last < len(joins) else 0
             if len(run) == 1 and not trim:
                 pieces.append(inputs[run[0]])
+                sounds.append([SoundPart(inputs[run[0]], run[0], video_start(inputs[run[0]]), 0.0, math.inf)])
             else:
-                group = render_group(
-                    [inputs[i] for i in run],
-                    [joins[i] for i in run[:-1]],
-                    trim,
-                    scratch / f"group-{number:02d}.mp4",
-                    fps,
+                group = scratch / f"group-{number:02d}.mp4"
+                sounds.append(
+                    render_group([inputs[i] for i in run], run, [joins[i] for i in run[:-1]], trim, group, fps)
                 )
                 video = probe(group).video
                 if video is None or video.stream_copy_key() != first.stream_copy_key():
@@ -134,7 +126,7 @@ def regrouped_merge(
                 reworked += len(run)
             if last < len(joins):
                 between.append(joins[last].model_copy(update={"trim_tail_frames": 0}))
-        result = stream_copy_merge(pieces, between, output)
+        result = stream_copy_merge(pieces, between, output, sound, sounds)
     finally:
         for path in scratch.glob("*.mp4"):
             path.unlink()

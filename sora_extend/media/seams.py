@@ -18,10 +18,13 @@ from pydantic import BaseModel, Field
 
 from sora_extend.media.audio import AUDIO_RATE, decode_audio_span
 from sora_extend.media.images import colour_delta
+from sora_extend.media.loudness import integrated_lufs
 
 WINDOW_S = 0.5  # frames this far either side of a join describe "normal" motion there
 MOTION_FLOOR = 1.0  # grey levels: below this, frame differences are encoder noise, not motion
 AUDIO_WINDOW_S = 0.1
+CLICK_WINDOW_S, CLICK_AROUND_S = 0.02, 0.2  # a click lies within 20 ms of the join; 200 ms either side is normal
+LOUDNESS_WINDOW_S = 3.0  # EBU R128's short-term window: what a listener hears just before and after a join
 
 
 class SeamMeasure(BaseModel):
@@ -33,6 +36,13 @@ class SeamMeasure(BaseModel):
         "1 grey level, so still shots do not turn encoder noise into a jump); about 1 = smooth.",
     )
     audio_jump_db: float = Field(..., description="RMS level in the 100 ms after the join minus the 100 ms before.")
+    audio_step: float | None = Field(
+        None,
+        description="Largest sample-to-sample step within 20 ms of the join over the largest in the 200 ms either "
+        "side: above 1 where the join adds a step of its own (a click).",
+    )
+    loudness_before_lufs: float | None = Field(None, description="Loudness of the 3 s before the join (None: silent).")
+    loudness_after_lufs: float | None = Field(None, description="Loudness of the 3 s after the join (None: silent).")
 
 
 def _frames_around(container: av.container.InputContainer, at: float) -> list[tuple[float, np.ndarray]]:
@@ -108,9 +118,24 @@ def _measure(window: JoinWindow, sound: np.ndarray, half: int) -> SeamMeasure | 
     typical = statistics.median(neighbours) if neighbours else 0.0
     centre = round(window.at * AUDIO_RATE)
     audio = sound[:, max(0, centre - half) : centre + half]
+    span = round(LOUDNESS_WINDOW_S * AUDIO_RATE)
     return SeamMeasure(
         at_s=round(window.at, 4),
         colour_delta=round(colour_delta(last, across), 3),
         motion_jump=round(_mad(last, across) / max(typical, MOTION_FLOOR), 3),
         audio_jump_db=round(_rms_db(audio[:, audio.shape[1] // 2 :]) - _rms_db(audio[:, : audio.shape[1] // 2]), 2),
+        audio_step=_step_ratio(sound, centre),
+        loudness_before_lufs=integrated_lufs(sound[:, max(0, centre - span) : centre]),
+        loudness_after_lufs=integrated_lufs(sound[:, centre : centre + span]),
     )
+
+
+def _step_ratio(sound: np.ndarray, centre: int) -> float | None:
+    """How the largest sample step at a join compares with the sound around it (None: silence there)."""
+    near, around = round(CLICK_WINDOW_S * AUDIO_RATE), round(CLICK_AROUND_S * AUDIO_RATE)
+    if centre - near - around < 0 or centre + near + around > sound.shape[1]:
+        return None
+    steps = np.abs(np.diff(sound[:, centre - near - around : centre + near + around], axis=1)).max(axis=0)
+    beside = max(float(steps[:around].max()), float(steps[-around:].max()))
+    at_join = float(steps[around : around + 2 * near].max())
+    return round(at_join / beside, 3) if beside > 1e-6 else None

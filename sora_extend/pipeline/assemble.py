@@ -7,6 +7,7 @@ import platform
 from collections.abc import Mapping
 from datetime import datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
@@ -14,18 +15,22 @@ from pydantic import BaseModel, Field
 from sora_extend import layout
 from sora_extend.hashing import sha256_file
 from sora_extend.ledger import LedgerEntry, utcnow
-from sora_extend.media.merge import merge_videos
+from sora_extend.media.loudness import spans_lufs
+from sora_extend.media.merge import MergeResult, SoundPlan, merge_videos
 from sora_extend.media.probe import probe
 from sora_extend.pipeline.job import Job
 from sora_extend.pipeline.joins import plan_joins
 from sora_extend.pipeline.keys import merge_key
 from sora_extend.pipeline.records import (
+    ClipSound,
     FinalRecord,
     HandoffRecord,
     ImageRecord,
     JoinRecord,
     KeyframeRecord,
+    ScoreRecord,
     SegmentRecord,
+    SoundRecord,
 )
 from sora_extend.pipeline.steps import MergeStep
 from sora_extend.pipeline.takes import TakesRecord, takes_records
@@ -48,7 +53,14 @@ def merge_job(job: Job, step: MergeStep, inputs: Mapping[str, object]) -> FinalR
         return existing
     local_inputs = [job.cache.fetch(job.store, s.path, s.sha256) for s in segments]  # type: ignore[attr-defined]
     output = job.cache.scratch(job.job_id) / f"{key}.mp4"
-    result = merge_videos(local_inputs, output, joins, size=(width, height), fps=job.spec.fps)
+    score = inputs[step.score] if step.score else None
+    assert score is None or isinstance(score, ScoreRecord)
+    sound = SoundPlan(
+        loudness_lufs=job.request.loudness_lufs,
+        score=job.cache.fetch(job.store, score.path, score.sha256) if score else None,
+        score_only=job.request.soundtrack == "score-only",
+    )
+    result = merge_videos(local_inputs, output, joins, size=(width, height), fps=job.spec.fps, sound=sound)
     info = probe(output)
     assert info.video is not None
     sha = sha256_file(output)
@@ -70,6 +82,7 @@ def merge_job(job: Job, step: MergeStep, inputs: Mapping[str, object]) -> FinalR
         joins=[JoinRecord(boundary=i + 1, **j.model_dump()) for i, j in enumerate(joins)],
         merge_s=result.seconds,
         joins_at=result.joins_at,
+        sound=_sound_record(output, result, segments, score),  # type: ignore[arg-type]
     )
     job.store.write_json(layout.FINAL_RECORD, record)
     output.unlink(missing_ok=True)
@@ -84,6 +97,28 @@ def merge_job(job: Job, step: MergeStep, inputs: Mapping[str, object]) -> FinalR
     return record
 
 
+def _sound_record(
+    output: Path, result: MergeResult, segments: list[SegmentRecord], score: ScoreRecord | None
+) -> SoundRecord:
+    """What the merge did to each clip's sound, and the loudness final.mp4 measures, whole and per segment."""
+    report = result.sound
+    played = sorted(report.clips, key=lambda clip: clip.clip)
+    whole, after = spans_lufs(output, result.duration, [(clip.start, clip.end) for clip in played])
+    clips = [
+        ClipSound(segment=segments[c.clip].index, lufs_before=c.lufs, gain_db=c.gain_db, lufs_after=lufs)
+        for c, lufs in zip(played, after, strict=True)
+    ]
+    return SoundRecord(
+        soundtrack=report.soundtrack,
+        target_lufs=report.target_lufs,
+        lufs=whole,
+        clips=clips,
+        score_sha256=score.sha256 if score else None,
+        score_lufs=report.score_lufs,
+        mix_gain_db=report.mix_gain_db,
+    )
+
+
 class Manifest(BaseModel):
     job_id: str
     storage: str
@@ -96,6 +131,9 @@ class Manifest(BaseModel):
     continuity: str = Field("", description="The mode the run used, and why (auto).")
     references: list[ImageRecord] = Field(default_factory=list, description="The subject's reference images.")
     keyframes: list[KeyframeRecord] = Field(default_factory=list)
+    score: ScoreRecord | None = Field(
+        None, description="The music for the whole video (soundtrack score / score-only)."
+    )
     segments: list[SegmentRecord]
     handoffs: list[HandoffRecord]
     final: FinalRecord | None
@@ -150,6 +188,7 @@ def write_manifest(
         continuity=f"{job.request.mode} ({job.request.mode_reason})",
         references=job.state().references,
         keyframes=records_of(records, KeyframeRecord),
+        score=next(iter(records_of(records, ScoreRecord)), None),
         segments=records_of(records, SegmentRecord),
         handoffs=records_of(records, HandoffRecord),
         final=finals[0] if finals else None,

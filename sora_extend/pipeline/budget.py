@@ -12,10 +12,11 @@ from sora_extend.request import ExtendRequest
 
 
 class Work(BaseModel):
-    """Paid pieces: clips and keyframe stills."""
+    """Paid pieces: clips, keyframe stills and the score."""
 
     segments: int = Field(0, ge=0)
     keyframes: int = Field(0, ge=0)
+    scores: int = Field(0, ge=0, le=1)
 
 
 class Estimate(BaseModel):
@@ -38,23 +39,27 @@ class Estimate(BaseModel):
     max_takes: int = Field(1, description="Takes per piece the gate may render (1 without retakes).")
     judge: str = "pixels"
     usd_per_verdict: float = Field(0.0, description="What one chat model verdict is expected to cost (judge vlm).")
+    soundtrack_model: str | None = None
+    score_usd: float = 0.0
+    score_price_source: str = ""
 
     def cost_of(self, work: Work) -> float:
         """An upper bound for this much work (each pending segment at the dearest segment's price)."""
         dearest = max(self.segment_usd, default=0.0)
         verdicts = (work.segments + work.keyframes) * self.usd_per_verdict
-        return round(work.segments * dearest + work.keyframes * self.usd_per_keyframe + verdicts, 4)
+        paid = work.segments * dearest + work.keyframes * self.usd_per_keyframe + work.scores * self.score_usd
+        return round(paid + verdicts, 4)
 
     @property
     def total_usd(self) -> float:
         """Every piece once, judged once: what the run costs when nothing has to be retaken."""
         verdicts = (self.segments + self.keyframes) * self.usd_per_verdict
-        return round(sum(self.segment_usd) + self.keyframes * self.usd_per_keyframe + verdicts, 4)
+        return round(sum(self.segment_usd) + self.keyframes * self.usd_per_keyframe + self.score_usd + verdicts, 4)
 
     @property
     def worst_usd(self) -> float:
-        """Every piece retaken as often as the gate allows: the most the run can cost."""
-        return round(self.total_usd * self.max_takes, 4)
+        """Every piece retaken as often as the gate allows (the score is not judged): the most the run can cost."""
+        return round((self.total_usd - self.score_usd) * self.max_takes + self.score_usd, 4)
 
     def lines(self) -> list[str]:
         lines = [
@@ -72,6 +77,11 @@ class Estimate(BaseModel):
             lines.append(
                 f"keyframes      {self.keyframes} x ${self.usd_per_keyframe:.3f} on {self.keyframe_model} "
                 f"({self.keyframe_price_source})"
+            )
+        if self.soundtrack_model:
+            lines.append(
+                f"score          ${self.score_usd:.3f} on {self.soundtrack_model}, {self.total_seconds} s "
+                f"({self.score_price_source})"
             )
         if self.usd_per_verdict:
             verdicts = self.segments + self.keyframes
@@ -110,6 +120,8 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
         prices.segment(spec, spec.endpoint(mode) or "", request.segment_seconds(index), resolution, audio, mode)
         for index, mode in enumerate(segment_modes(request), start=1)
     ]
+    music = request.soundtrack_spec
+    score = prices.score(music, request.total_seconds) if music else None
     keyframe_spec = request.keyframe_spec
     verdict_usd = 0.0
     if request.judge == "vlm" and request.judge_model:
@@ -140,6 +152,9 @@ def estimate(request: ExtendRequest, prices: PriceBook | None = None) -> Estimat
         max_takes=request.max_takes if request.quality_gate == "retake" else 1,
         judge=f"{request.judge} ({request.judge_model})" if request.judge_model else request.judge,
         usd_per_verdict=verdict_usd,
+        soundtrack_model=music.id if music else None,
+        score_usd=score.usd if score else 0.0,
+        score_price_source=score.source if score else "",
     )
 
 
@@ -150,7 +165,9 @@ def check_estimate(
     if request.budget_usd is None:
         return
     quote = estimate(request, prices)
-    pending = pending or Work(segments=quote.segments, keyframes=quote.keyframes)
+    pending = pending or Work(
+        segments=quote.segments, keyframes=quote.keyframes, scores=int(bool(quote.soundtrack_model))
+    )
     needed = round(already_spent + quote.cost_of(pending), 4)
     if needed > request.budget_usd + 1e-9:
         pieces = (
@@ -158,6 +175,8 @@ def check_estimate(
         )
         if pending.keyframes:
             pieces += f" + {pending.keyframes} keyframe(s) x ${quote.usd_per_keyframe:.3f}"
+        if pending.scores:
+            pieces += f" + a score at ${quote.score_usd:.2f}"
         raise BudgetExceededError(
             f"budget_usd: this run needs ${needed:.2f} (${already_spent:.2f} already spent + {pieces}) but the "
             f"budget is ${request.budget_usd:.2f}. Raise the budget or pick fewer/shorter segments or a cheaper model."

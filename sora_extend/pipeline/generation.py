@@ -1,4 +1,4 @@
-"""One paid generation (a clip or a still), paid for at most once.
+"""One paid generation (a clip, a still or a score), paid for at most once.
 
 Order of operations, each step durable before the next starts:
   1. the result is already in storage under the same content key -> return it (no provider call);
@@ -232,7 +232,7 @@ def _submission_for(
     if entry is None:
         entry = LedgerEntry(
             key=request.content_key,
-            kind="keyframe" if request.output == "image" else "segment",
+            kind={"image": "keyframe", "audio": "score"}.get(request.output, "segment"),
             segment=request.index,
             take=_take_of(job, request),
             provider=provider.name,
@@ -287,7 +287,7 @@ def _download(
     request: GenerationRequest,
     verify: Verify,
 ) -> tuple[Path, object]:
-    suffix = ".png" if request.output == "image" else ".mp4"
+    suffix = {"image": ".png", "audio": ".audio"}.get(request.output, ".mp4")
     local = job.cache.scratch(job.job_id) / f"{request.content_key}{suffix}"
     problem = ""
     emit(request.step_id, "downloading", request_id=submission.request_id)

@@ -14,7 +14,15 @@ from sora_extend.comfyui.workflow import user_workflow
 from sora_extend.hashing import content_key
 from sora_extend.pipeline.joins import plan_joins
 from sora_extend.pipeline.records import ImageRecord, PaidResult
-from sora_extend.pipeline.steps import HandoffStep, KeyframeStep, MergeStep, PlanStep, SegmentStep, WorkStep
+from sora_extend.pipeline.steps import (
+    HandoffStep,
+    KeyframeStep,
+    MergeStep,
+    PlanStep,
+    ScoreStep,
+    SegmentStep,
+    WorkStep,
+)
 from sora_extend.quality.flaws import JUDGE_VERSION
 from sora_extend.request import ExtendRequest
 
@@ -23,6 +31,9 @@ GUARD_WINDOW = 6
 BLACK_LUMA = 16.0
 BLUR_RATIO = 0.5  # a frame under half the window's median sharpness counts as blurred
 MAX_ANCHOR_SHIFT = 12.0  # Lab units: correct drift, never fight an intended change of look
+# How the merge treats the sound (crossfades at the joins, loudness, limiter): part of the final's key, so
+# a change here merges stored clips again.
+SOUND_VERSION = 1
 
 
 def generation_seed(base: int, index: int, take: int) -> int:
@@ -104,16 +115,39 @@ def handoff_key(request: ExtendRequest, step: HandoffStep, inputs: Mapping[str, 
     )
 
 
-def merge_key(request: ExtendRequest, step: MergeStep, inputs: Mapping[str, Any]) -> str:
+def _joined_clips(request: ExtendRequest, step: MergeStep, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the clips joined by a merge step are made of: which clips, joined how, at what size."""
     joins = plan_joins(step, inputs, request.crossfade_seconds)
     width, height = request.size
-    return content_key(
-        "final",
-        segments=[inputs[segment].sha256 for segment in step.segments],
-        joins=[join.model_dump() for join in joins],
-        size=[width, height],
-        fps=request.spec.fps,
+    return {
+        "segments": [inputs[segment].sha256 for segment in step.segments],
+        "joins": [join.model_dump() for join in joins],
+        "size": [width, height],
+        "fps": request.spec.fps,
+    }
+
+
+def merge_key(request: ExtendRequest, step: MergeStep, inputs: Mapping[str, Any]) -> str:
+    sound = {
+        "loudness": request.loudness_lufs,
+        "soundtrack": request.soundtrack,
+        "score": inputs[step.score].sha256 if step.score else None,
+        "crossfades": SOUND_VERSION,
+    }
+    return content_key("final", **_joined_clips(request, step, inputs), sound=sound)
+
+
+def score_key(request: ExtendRequest, step: ScoreStep, inputs: Mapping[str, Any]) -> str:
+    """A video-to-music model's score depends on the clips it is sent, a text-to-music model's on the length
+    asked for; both on the model and the prompt."""
+    spec = request.soundtrack_spec
+    assert spec is not None, "score steps need a music model"
+    made_from: dict[str, Any] = (
+        {"video": _joined_clips(request, step.draft, inputs), "loudness": request.loudness_lufs}
+        if step.draft
+        else {"seconds": step.seconds}
     )
+    return content_key("score", model=spec.id, prompt=step.prompt, take=1, **made_from)
 
 
 def verdict_key(
@@ -174,4 +208,6 @@ def step_key(request: ExtendRequest, job_id: str, step: PlanStep | WorkStep, inp
         return segment_key(request, step, inputs)
     if isinstance(step, HandoffStep):
         return handoff_key(request, step, inputs)
+    if isinstance(step, ScoreStep):
+        return score_key(request, step, inputs)
     return merge_key(request, step, inputs)

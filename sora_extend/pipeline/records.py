@@ -4,6 +4,7 @@ results, so a cached result is a pointer into storage plus the hashes that prove
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -66,6 +67,16 @@ class SegmentRecord(PaidResult):
     has_audio: bool
 
 
+class ScoreRecord(PaidResult):
+    """The music for the whole video (soundtrack score / score-only)."""
+
+    scored_from: Literal["video", "text"] = Field(..., description="The joined clips, or the plan's mood.")
+    seconds: float = Field(..., description="How long a piece was asked for (video-to-music: the video's length).")
+    duration: float = Field(..., description="How long the music that came back is.")
+    format: str = Field(..., description="The file's container, as the model delivered it (mp3, mov/m4a, wav...).")
+    bytes: int
+
+
 class HandoffRecord(ImageRecord):
     segment: int = Field(..., description="The segment the frame was taken from.")
     key: str
@@ -85,6 +96,27 @@ class JoinRecord(BaseModel):
     crossfade_s: float = 0.0
 
 
+class ClipSound(BaseModel):
+    """One segment's loudness, as the model delivered it and as final.mp4 plays it."""
+
+    segment: int
+    lufs_before: float | None = Field(..., description="Integrated loudness as rendered (None: silent).")
+    gain_db: float = Field(..., description="The gain that brought it to the target (0: off, or silent).")
+    lufs_after: float | None = Field(None, description="Measured in final.mp4 over the segment's span.")
+
+
+class SoundRecord(BaseModel):
+    """What the merge did to the sound, and what final.mp4 measures."""
+
+    soundtrack: Literal["clips", "score", "score-only"] = "clips"
+    target_lufs: float | None = Field(None, description="The loudness target (None: levels as they came).")
+    lufs: float | None = Field(None, description="final.mp4's integrated loudness, measured.")
+    clips: list[ClipSound] = Field(default_factory=list)
+    score_sha256: str | None = Field(None, description="The score mixed in, if any.")
+    score_lufs: float | None = Field(None, description="The score's own loudness, as it came.")
+    mix_gain_db: float = Field(0.0, description="With a score: the gain that brought the mix to the target.")
+
+
 class FinalRecord(BaseModel):
     key: str
     path: str
@@ -101,3 +133,4 @@ class FinalRecord(BaseModel):
     joins: list[JoinRecord]
     merge_s: float
     joins_at: list[float] = Field(default_factory=list, description="Seconds into final.mp4 where segments meet.")
+    sound: SoundRecord | None = Field(None, description="Crossfades, loudness and score (absent in older records).")

@@ -37,6 +37,9 @@ class SeamRecord(BaseModel):
     colour_delta: float
     motion_jump: float
     audio_jump_db: float
+    audio_step: float | None = Field(None, description="Largest sample step at the join / around it (>1: a click).")
+    loudness_before_lufs: float | None = Field(None, description="Loudness of the 3 s before the join.")
+    loudness_after_lufs: float | None = Field(None, description="Loudness of the 3 s after the join.")
 
 
 class DriftRecord(Drift):
@@ -48,6 +51,9 @@ class DriftRecord(Drift):
 COLOUR_SHIFT, COLOUR_JUMP = 4.0, 8.0  # mean-Lab distance across the join
 MOTION_SHIFT, MOTION_JUMP = 2.0, 4.0  # frame change across the join / the usual frame change there
 AUDIO_SHIFT_DB, AUDIO_JUMP_DB = 6.0, 12.0  # loudness step across the join
+# Largest sample step at the join over the largest around it: sound spliced without a crossfade measures
+# several times the usual step there (10-30x for unrelated soundtracks); a crossfaded join stays under 1.
+AUDIO_CLICK = 2.0
 START_PSNR_OFF = 25.0  # dB: below this the next clip did not start on the shared still
 
 
@@ -70,6 +76,8 @@ def judge(seam: SeamRecord) -> Verdict:
             jumps.append(f"{words} jump")
         elif value >= shift:
             shifts.append(f"slight {words} jump")
+    if seam.audio_step is not None and seam.audio_step >= AUDIO_CLICK:
+        jumps.append("audio click")
     if seam.start_psnr is not None and seam.start_psnr < START_PSNR_OFF:
         jumps.append(f"next clip does not start on the {seam.shared or 'shared'} frame")
     if jumps:

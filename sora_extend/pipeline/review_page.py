@@ -13,8 +13,8 @@ from sora_extend.commands import api_command, run_command
 from sora_extend.media.images import encode_jpeg, fit_to_size
 from sora_extend.pipeline.assemble import Manifest
 from sora_extend.pipeline.job import Job
-from sora_extend.pipeline.records import KeyframeRecord, PaidResult, SegmentRecord
-from sora_extend.pipeline.review import DriftRecord, SeamRecord, judge
+from sora_extend.pipeline.records import KeyframeRecord, PaidResult, SegmentRecord, SoundRecord
+from sora_extend.pipeline.review import AUDIO_CLICK, DriftRecord, SeamRecord, judge
 from sora_extend.pipeline.steps import RunGraph, keyframe_id, segment_id
 from sora_extend.plan import ShotPlan
 from sora_extend.storage.store import JobStore
@@ -47,12 +47,41 @@ def _write_frame(job: Job, name: str, rgb: np.ndarray) -> str:
     return rel
 
 
-def _seam_figures(seam: SeamRecord) -> list[Figure]:
+def _lufs(value: float | None) -> str:
+    return "silent" if value is None else f"{value:.1f} LUFS"
+
+
+def _sound_figures(seam: SeamRecord, sound: SoundRecord | None) -> list[Figure]:
+    """The join's sound: the step at the join, the loudness either side, and each clip's loudness as the
+    model delivered it and what the merge did to it."""
+    figures = []
+    if seam.audio_step is not None:
+        words = (
+            "no click" if seam.audio_step <= 1.0 else "a click" if seam.audio_step >= AUDIO_CLICK else "a slight step"
+        )
+        figures.append(
+            Figure(label="sample step at the join", value=f"{seam.audio_step:.2f}x the largest around it ({words})")
+        )
+    if seam.loudness_before_lufs is not None or seam.loudness_after_lufs is not None:
+        around = f"{_lufs(seam.loudness_before_lufs)} → {_lufs(seam.loudness_after_lufs)}"
+        figures.append(Figure(label="loudness either side (3 s)", value=around))
+    clips = {clip.segment: clip for clip in sound.clips} if sound else {}
+    before, after = clips.get(seam.boundary), clips.get(seam.boundary + 1)
+    if before and after and sound and sound.target_lufs is not None:
+        rendered = f"{_lufs(before.lufs_before)} → {_lufs(after.lufs_before)}"
+        gains = f"{before.gain_db:+.1f} / {after.gain_db:+.1f} dB"
+        value = f"{rendered}, brought to {sound.target_lufs:g} LUFS ({gains})"
+        figures.append(Figure(label="clips as rendered", value=value))
+    return figures
+
+
+def _seam_figures(seam: SeamRecord, sound: SoundRecord | None = None) -> list[Figure]:
     figures = [
         Figure(label="at", value=f"{seam.at_s:.2f} s"),
         Figure(label="colour change", value=f"{seam.colour_delta:.2f} (Lab)"),
         Figure(label="motion jump", value=f"{seam.motion_jump:.2f}x the usual frame change"),
         Figure(label="audio step", value=f"{round(seam.audio_jump_db, 1) or 0.0:+.1f} dB"),  # no "-0.0"
+        *_sound_figures(seam, sound),
     ]
     if seam.shared and seam.start_psnr is not None:
         similarity = f", SSIM {seam.start_ssim:.3f}" if seam.start_ssim is not None else ""
@@ -67,7 +96,12 @@ def _seam_figures(seam: SeamRecord) -> list[Figure]:
 
 
 def _joins(
-    job: Job, count: int, transitions: list[str], seams: list[SeamRecord], pairs: dict[int, FramePair]
+    job: Job,
+    count: int,
+    transitions: list[str],
+    seams: list[SeamRecord],
+    pairs: dict[int, FramePair],
+    sound: SoundRecord | None = None,
 ) -> list[JoinView]:
     by_boundary = {seam.boundary: seam for seam in seams}
     joins = []
@@ -80,7 +114,7 @@ def _joins(
                 transition=seam.transition if seam else transitions[boundary - 1],
                 at_s=seam.at_s if seam else None,
                 verdict=judge(seam) if seam else None,
-                figures=_seam_figures(seam) if seam else [],
+                figures=_seam_figures(seam, sound) if seam else [],
                 before=_write_frame(job, f"join-{boundary:02d}-before.jpg", pair[0]) if pair else None,
                 after=_write_frame(job, f"join-{boundary:02d}-after.jpg", pair[1]) if pair else None,
             )
@@ -210,7 +244,22 @@ def _facts(job: Job, plan: ShotPlan | None, manifest: Manifest) -> list[Figure]:
         facts.append(Figure(label="quality gate", value=f"{words}, ${manifest.gate_usd:.2f} of the cost"))
     if final is not None:
         facts.append(Figure(label="merge", value=final.method))
+    facts += _soundtrack_facts(manifest)
     facts.append(Figure(label="job", value=job.job_id))
+    return facts
+
+
+def _soundtrack_facts(manifest: Manifest) -> list[Figure]:
+    """What plays: the clips' sound or a score, and at what loudness."""
+    sound = manifest.final.sound if manifest.final else None
+    if sound is None:
+        return []
+    level = "as the clips came" if sound.target_lufs is None else f"{sound.target_lufs:g} LUFS target"
+    measured = f", measured {sound.lufs:.1f} LUFS" if sound.lufs is not None else ""
+    facts = [Figure(label="soundtrack", value=f"{sound.soundtrack}, {level}{measured}")]
+    score = manifest.score
+    if score is not None and sound.soundtrack != "clips":
+        facts.append(Figure(label="score", value=f"{score.model}, {score.duration:.1f} s, ${score.cost_usd:.2f}"))
     return facts
 
 
@@ -242,7 +291,7 @@ def write_review_page(
         facts=_facts(job, plan, manifest),
         video=layout.FINAL if manifest.final else None,
         duration=manifest.final.duration if manifest.final else 0.0,
-        joins=_joins(job, shots, transitions, seams, pairs),
+        joins=_joins(job, shots, transitions, seams, pairs, manifest.final.sound if manifest.final else None),
         segments=_segments(job, plan, manifest, drift) if plan else [],
         keyframes=_keyframes(job, plan, manifest) if plan else [],
         contact_sheet=layout.CONTACT_SHEET if manifest.segments else None,

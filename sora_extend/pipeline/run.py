@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 from sora_extend import layout
-from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec, MusicModelSpec
 from sora_extend.pipeline.assemble import merge_job
 from sora_extend.pipeline.budget import Work, estimate
 from sora_extend.pipeline.clip_review import review_clip
@@ -20,14 +20,16 @@ from sora_extend.pipeline.handoff import extract_handoff
 from sora_extend.pipeline.job import Job, JobState
 from sora_extend.pipeline.keyframe import keyframe_model, render_keyframe
 from sora_extend.pipeline.planning import plan_job
-from sora_extend.pipeline.records import KeyframeRecord, PaidResult, SegmentRecord
+from sora_extend.pipeline.records import KeyframeRecord, PaidResult, ScoreRecord, SegmentRecord
 from sora_extend.pipeline.references import store_references
+from sora_extend.pipeline.score import render_score, score_model, score_step
 from sora_extend.pipeline.segment import render_segment
 from sora_extend.pipeline.steps import (
     HandoffStep,
     KeyframeStep,
     MergeStep,
     RunGraph,
+    ScoreStep,
     SegmentStep,
     WorkStep,
     build_graph,
@@ -39,7 +41,7 @@ from sora_extend.pricing import PriceBook, price_book_for
 from sora_extend.providers import Provider, get_provider
 from sora_extend.request import ExtendRequest
 
-ProviderFactory = Callable[[ModelSpec | ImageModelSpec], Provider]
+ProviderFactory = Callable[[ModelSpec | ImageModelSpec | MusicModelSpec], Provider]
 
 
 def graph_for(request: ExtendRequest, plan: ShotPlan, state: JobState) -> RunGraph:
@@ -54,6 +56,7 @@ def graph_for(request: ExtendRequest, plan: ShotPlan, state: JobState) -> RunGra
         colour_anchor=request.colour_anchor,
         references=tuple(state.references),
         reference_to_video=request.spec.reference is not None,
+        score=score_step(request, plan),
     )
 
 
@@ -75,7 +78,11 @@ def run_step(
         return extract_handoff(job, step, inputs)
     if isinstance(step, MergeStep):
         return merge_job(job, step, inputs)
-    spec = keyframe_model(job) if isinstance(step, KeyframeStep) else job.spec
+    spec: ModelSpec | ImageModelSpec | MusicModelSpec = job.spec
+    if isinstance(step, KeyframeStep):
+        spec = keyframe_model(job)
+    elif isinstance(step, ScoreStep):
+        spec = score_model(job)
     provider = (providers or (lambda row: get_provider(row, job.settings, job.request)))(spec)
     gate = gate_for(spec.provider) if gate_for else nullcontext
 
@@ -84,8 +91,10 @@ def run_step(
             return render_keyframe(job, piece, inputs, provider, gate)
         return render_segment(job, piece, inputs, provider, gate)
 
-    assert isinstance(step, KeyframeStep | SegmentStep)
     try:
+        if isinstance(step, ScoreStep):  # music is not judged: the gate sees pictures
+            return render_score(job, step, inputs, provider, gate)
+        assert isinstance(step, KeyframeStep | SegmentStep)
         record = settle(job, step, inputs, render, lambda: unrendered_usd(job))
     finally:
         provider.close()
@@ -113,7 +122,7 @@ def pending_work(job: Job, state: JobState | None = None) -> Work:
     plan = job.store.read_model(layout.PLAN, ShotPlan)
     if plan is None:  # nothing planned, so nothing rendered yet
         keyframes = job.request.segments + 1 if job.request.mode == "keyframes" else 0
-        return Work(segments=job.request.segments, keyframes=keyframes)
+        return Work(segments=job.request.segments, keyframes=keyframes, scores=int(job.request.soundtrack != "clips"))
     graph = graph_for(job.request, plan, state or job.state())
     missing, swapped = set(), set()
     for step in graph.steps:
@@ -121,6 +130,11 @@ def pending_work(job: Job, state: JobState | None = None) -> Work:
             record = job.store.read_model(layout.segment_record(step.index), SegmentRecord)
         elif isinstance(step, KeyframeStep):
             record = job.store.read_model(layout.keyframe_record(step.index), KeyframeRecord)  # type: ignore[assignment]
+        elif isinstance(step, ScoreStep):  # a score made for other clips, or another model or prompt, is stale
+            score = job.store.read_model(layout.SCORE_RECORD, ScoreRecord)
+            if score is None or score.model != job.request.soundtrack_model or score.prompt != step.prompt:
+                missing.add(step.id)
+            continue
         else:
             continue
         pick = getattr(step, "pick", None)
@@ -135,6 +149,7 @@ def pending_work(job: Job, state: JobState | None = None) -> Work:
     return Work(
         segments=sum(isinstance(step, SegmentStep) and step.id in stale for step in graph.steps),
         keyframes=sum(isinstance(step, KeyframeStep) and step.id in stale for step in graph.steps),
+        scores=sum(isinstance(step, ScoreStep) and step.id in stale for step in graph.steps),
     )
 
 

@@ -7,6 +7,10 @@ records it consumes by id; a step may start once all of them are done.
     chain:      segment-01 -> handoff-01 -> segment-02 -> handoff-02 -> segment-03 -> merge
     keyframes:  keyframe-00 -> keyframe-01..N (edits of 00, at once) -> segment-01..N (at once) -> merge
     extend:     segment-01 -> segment-02 (continues 01) -> segment-03 (continues 02) -> merge
+
+With a score (soundtrack score / score-only) one more paid step feeds the merge: `score`, which needs what
+the merge needs (a video-to-music model is sent the clips joined as the merge joins them), or nothing at
+all (a text-to-music model writes from the plan's mood while the clips render).
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class MergeStep(_Step):
         ..., description="Per join, the step whose image both sides share (hand-off or keyframe), '' if none."
     )
     transitions: tuple[Literal["continuous", "crossfade", "cut"], ...]
+    score: str | None = Field(None, description="The score step whose music goes under (or instead of) the clips.")
 
     @property
     def id(self) -> str:
@@ -116,11 +121,37 @@ class MergeStep(_Step):
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return (*self.segments, *(join for join in self.joins if join))
+        return (*self.segments, *(join for join in self.joins if join), *((self.score,) if self.score else ()))
 
 
-Step = Annotated[PlanStep | KeyframeStep | SegmentStep | HandoffStep | MergeStep, Field(discriminator="kind")]
-WorkStep = KeyframeStep | SegmentStep | HandoffStep | MergeStep
+class ScoreStep(_Step):
+    """One piece of music for the whole video."""
+
+    kind: Literal["score"] = "score"
+    index: int = 0
+    prompt: str = Field(..., description="What the music should be like.")
+    seconds: float = Field(..., gt=0, description="How long the planned video is (the music is cut to the merge).")
+    scores_video: bool = Field(False, description="A video-to-music model: it is sent the joined clips.")
+    draft: MergeStep | None = Field(None, description="video-to-music: the clips, joined as the merge joins them.")
+
+    @property
+    def id(self) -> str:
+        return SCORE_ID
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return self.draft.needs if self.draft else ()
+
+    @property
+    def paid(self) -> bool:
+        return True
+
+
+SCORE_ID = "score"
+Step = Annotated[
+    PlanStep | KeyframeStep | SegmentStep | HandoffStep | ScoreStep | MergeStep, Field(discriminator="kind")
+]
+WorkStep = KeyframeStep | SegmentStep | HandoffStep | ScoreStep | MergeStep
 
 
 def keyframe_id(index: int) -> str:
@@ -185,25 +216,37 @@ def build_graph(
     colour_anchor: bool = True,
     references: tuple[ImageRecord, ...] = (),
     reference_to_video: bool = False,
+    score: ScoreStep | None = None,
 ) -> RunGraph:
     """The run for a plan in the given continuation mode. `takes` are the re-render takes per segment, `picks`
     the takes picked by hand; `references` go to every keyframe (keyframes) or, when the model has
-    `reference_to_video`, to the shots that start from nothing (segment 1 and every cut)."""
+    `reference_to_video`, to the shots that start from nothing (segment 1 and every cut); `score`, the music
+    step when there is one."""
     takes = takes or {}
     if continuity == "keyframes":
         graph = _keyframes(plan, takes, keyframe_takes or {}, references)
+    elif continuity == "chain":
+        graph = _chain(plan, takes, colour_anchor, references if reference_to_video else ())
     else:
-        opening = references if reference_to_video else ()
-        graph = _chain(plan, takes, colour_anchor, opening) if continuity == "chain" else _extend(plan, takes, opening)
-    if not picks:
-        return graph
-    steps = tuple(
-        step.model_copy(update={"pick": picks[step.index]})
-        if isinstance(step, SegmentStep) and step.index in picks
-        else step
-        for step in graph.steps
-    )
-    return graph.model_copy(update={"steps": steps})
+        graph = _extend(plan, takes, references if reference_to_video else ())
+    if picks:
+        steps = tuple(
+            step.model_copy(update={"pick": picks[step.index]})
+            if isinstance(step, SegmentStep) and step.index in picks
+            else step
+            for step in graph.steps
+        )
+        graph = graph.model_copy(update={"steps": steps})
+    return _with_score(graph, score) if score is not None else graph
+
+
+def _with_score(graph: RunGraph, score: ScoreStep) -> RunGraph:
+    """The score step just before the merge, which then mixes its music in."""
+    merge = graph.merge
+    steps = [step for step in graph.steps if step is not merge]
+    steps += [score.model_copy(update={"draft": merge if score.scores_video else None})]
+    steps.append(merge.model_copy(update={"score": score.id}))
+    return graph.model_copy(update={"steps": tuple(steps)})
 
 
 def _chain(plan: ShotPlan, takes: dict[int, int], colour_anchor: bool, opening: tuple[ImageRecord, ...]) -> RunGraph:

@@ -1,4 +1,4 @@
-"""The provider interface: one generation (a video clip or a still) as submit, wait, download.
+"""The provider interface: one generation (a video clip, a still or a score) as submit, wait, download.
 
 A generation is three steps so that a crash between them loses nothing: `submit` returns a request
 id (recorded in the ledger at once), `wait` polls that id until the provider is done, and `download`
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec, MusicModelSpec
 from sora_extend.errors import LookupUnavailable, TransientProviderError
 from sora_extend.ledger import utcnow
 from sora_extend.settings import Settings
@@ -30,6 +30,8 @@ Mode = Literal[
     "extend",
     "text_to_image",
     "image_edit",
+    "video_to_music",
+    "text_to_music",
 ]
 
 
@@ -42,7 +44,7 @@ class GenerationRequest(BaseModel):
     index: int
     content_key: str
     model: str
-    output: Literal["video", "image"] = "video"
+    output: Literal["video", "image", "audio"] = "video"
     prompt: str
     seconds: int = 0
     aspect: str
@@ -57,7 +59,9 @@ class GenerationRequest(BaseModel):
     last_frame_png: bytes | None = Field(None, repr=False, description="The image the clip ends on, exact size.")
     images: tuple[bytes, ...] = Field((), repr=False, description="Image edits: the image(s) to edit.")
     references: tuple[bytes, ...] = Field((), repr=False, description="The subject's reference images.")
-    source_video: Path | None = Field(None, description="Extension: the clip to continue (a local file).")
+    source_video: Path | None = Field(
+        None, description="Extension: the clip to continue; video-to-music: the video to score (a local file)."
+    )
     source_seconds: float = Field(0.0, description="Extension: how long the clip sent is.")
     extend_request_id: str | None = Field(
         None, description="Extension: the provider's id of the clip to continue (providers that extend by id)."
@@ -65,10 +69,14 @@ class GenerationRequest(BaseModel):
 
     @property
     def step_id(self) -> str:
+        if self.output == "audio":
+            return "score"
         return f"{'keyframe' if self.output == 'image' else 'segment'}-{self.index:02d}"
 
     @property
     def mode(self) -> Mode:
+        if self.output == "audio":
+            return "video_to_music" if self.source_video is not None else "text_to_music"
         if self.output == "image":
             return "image_edit" if self.images or self.references else "text_to_image"
         if self.source_video is not None or self.extend_request_id:
@@ -98,7 +106,7 @@ class Outcome(BaseModel):
 class Provider(ABC):
     name: str
 
-    def __init__(self, spec: ModelSpec | ImageModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec | ImageModelSpec | MusicModelSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
         self._clients: list[Any] = []  # network clients to close with the provider

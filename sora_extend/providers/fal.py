@@ -19,7 +19,7 @@ import fal_client
 import fal_client.client as fal_wire
 import httpx
 
-from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec, MusicModelSpec
 from sora_extend.errors import (
     InputError,
     MissingKeyError,
@@ -96,7 +96,7 @@ def classify(
 class FalProvider(Provider):
     name = "fal"
 
-    def __init__(self, spec: ModelSpec | ImageModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec | ImageModelSpec | MusicModelSpec, settings: Settings) -> None:
         super().__init__(spec, settings)
         if settings.fal_key is None:
             raise MissingKeyError("FAL_KEY", "fal-key", f"provider 'fal' (model {spec.id})")
@@ -113,6 +113,8 @@ class FalProvider(Provider):
 
     def endpoint_for(self, request: GenerationRequest) -> str:
         spec = self.spec
+        if isinstance(spec, MusicModelSpec):
+            return spec.endpoint
         endpoint = spec.endpoint(request.mode) if isinstance(spec, ModelSpec) else getattr(spec.endpoints, request.mode)
         if not endpoint:
             raise InputError("model", f"{spec.id} has no {request.mode.replace('_', '-')} endpoint")
@@ -122,6 +124,8 @@ class FalProvider(Provider):
         """The model's own fields for a generic request; refuses values the model does not allow."""
         if isinstance(self.spec, ImageModelSpec):
             return self._image_arguments(self.spec, request)
+        if isinstance(self.spec, MusicModelSpec):
+            return self._music_arguments(self.spec, request)
         spec, mode = self.spec, request.mode
         if request.aspect not in spec.aspects:
             raise InputError("aspect", f"{request.aspect} is not allowed for {spec.id}", spec.aspects)
@@ -176,6 +180,23 @@ class FalProvider(Provider):
             if not spec.images_field or len(inputs) > spec.max_images:
                 raise InputError("keyframe_model", f"{spec.id} takes at most {spec.max_images} input image(s)")
             arguments[spec.images_field] = [self._image_reference(image) for image in inputs]
+        return arguments
+
+    def _music_arguments(self, spec: MusicModelSpec, request: GenerationRequest) -> dict[str, Any]:
+        length = spec.length
+        if not length.min_s <= request.seconds <= length.max_s:
+            raise InputError(
+                "soundtrack_model",
+                f"{spec.id} makes {length.min_s:g}-{length.max_s:g} s of music, not {request.seconds} s",
+            )
+        arguments: dict[str, Any] = {**spec.defaults, spec.prompt_field: request.prompt}
+        if length.field:
+            arguments[length.field] = length.to_wire(request.seconds)
+        if spec.seed_field and request.seed is not None:
+            arguments[spec.seed_field] = request.seed
+        if request.mode == "video_to_music":
+            assert spec.video_field and request.source_video is not None
+            arguments[spec.video_field] = self._video_reference(request.source_video)
         return arguments
 
     def _image_reference(self, image: bytes) -> str:
@@ -308,8 +329,10 @@ class FalProvider(Provider):
                 request_failed=True,
             )
         try:
-            # Video endpoints answer {"video": {"url"}}, image endpoints {"images": [{"url"}, ...]}.
-            url = str(result["video"]["url"] if "video" in result else result["images"][0]["url"])
+            # Video endpoints answer {"video": {"url"}}, music endpoints {"audio": {"url"}}, image endpoints
+            # {"images": [{"url"}, ...]}.
+            media = result.get("video") or result.get("audio") or result["images"][0]
+            url = str(media["url"])
         except (KeyError, IndexError, TypeError):
             raise TerminalProviderError(
                 f"the result has no media url: {str(result)[:200]}",

@@ -1,4 +1,4 @@
-"""The offline default provider: renders clips and stills locally, costs nothing, needs no key."""
+"""The offline default provider: renders clips, stills and scores locally, costs nothing, needs no key."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from pathlib import Path
 
 from sora_extend.media.frames import last_frame
 from sora_extend.media.images import decode_png, encode_png
+from sora_extend.media.probe import probe
 from sora_extend.preview import PreviewSpec, render_preview
 from sora_extend.preview.scene import opening_frame, with_reference
+from sora_extend.preview.score import render_score, write_wav
 from sora_extend.preview.still import render_still
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 
@@ -46,6 +48,10 @@ class PreviewProvider(Provider):
 
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if request.output == "audio":  # as long as the video it scores, or as asked
+            seconds = probe(request.source_video).duration if request.source_video else request.seconds
+            write_wav(render_score(seconds, request.seed or 0), dest)
+            return
         reference = decode_png(request.references[0]) if request.references else None
         if request.output == "image":
             base = decode_png(request.images[0]) if request.images else None

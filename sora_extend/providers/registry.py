@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sora_extend.catalogue import ImageModelSpec, ModelSpec
+from sora_extend.catalogue import ImageModelSpec, ModelSpec, MusicModelSpec
 from sora_extend.providers.base import Provider
 from sora_extend.providers.comfyui import ComfyUIProvider
 from sora_extend.providers.fal import FalProvider
@@ -20,6 +20,8 @@ PROVIDER_CLASSES: dict[str, type[Provider]] = {
 }
 
 
-def get_provider(spec: ModelSpec | ImageModelSpec, settings: Settings, options: Any = None) -> Provider:
+def get_provider(
+    spec: ModelSpec | ImageModelSpec | MusicModelSpec, settings: Settings, options: Any = None
+) -> Provider:
     """The provider for a catalogue row; `options` (the run's request) carries run-wide choices."""
     return PROVIDER_CLASSES[spec.provider].for_run(spec, settings, options)

@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import av
 import cv2
 import numpy as np
 
 from sora_extend.media.frames import iter_frames
 from sora_extend.media.images import decode_png, encode_jpeg
 from sora_extend.preview import PreviewSpec, render_preview
+from sora_extend.preview.score import render_score
 from tests.emulators.faults import Fault, FaultBook
 
 logger = logging.getLogger(__name__)
@@ -359,6 +361,25 @@ def render_clip(job: ClipJob, out: Path, last_frame: np.ndarray | None = None) -
         continuation=job.continuation,
     )
     return render_preview(spec, job.first_frame, out, last_frame)
+
+
+MUSIC_RATE = 44_100  # what music models commonly deliver (the merge resamples it to 48 kHz)
+
+
+def render_music(seconds: float, seed: int, out: Path) -> Path:
+    """An emulated music model's answer: the offline procedural score as AAC in an .m4a at 44.1 kHz."""
+    samples = render_score(seconds, seed)
+    out = out.with_suffix(".m4a")
+    with av.open(str(out), mode="w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=MUSIC_RATE)
+        stream.layout = "stereo"
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=MUSIC_RATE)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = 48_000, 0
+        for resampled in [*resampler.resample(frame), *resampler.resample(None)]:
+            container.mux(stream.encode(resampled))
+        container.mux(stream.encode(None))
+    return out
 
 
 def thumbnail_jpeg(video: Path) -> bytes:

@@ -5,7 +5,9 @@ One base URL serves all three hosts: tests point `fal_client.client.QUEUE_URL_FO
 values come from snapshots of fal's published schemas (tests/fixtures/fal_schemas, with their sources),
 never from the project's catalogue: a catalogue row that disagrees with fal fails here as it would
 there. Generations are rendered lazily with the offline preview renderer when a request is first seen
-in progress; a clip given a last image ends exactly on it; image endpoints return PNG stills.
+in progress; a clip given a last image ends exactly on it; image endpoints return PNG stills; music
+endpoints return the offline procedural score as AAC at 44.1 kHz, as long as the request asks (or as the
+video it scores), answered in the shape the endpoint's published output schema gives.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ from tests.emulators._common import (
     decode_image,
     json_response,
     render_clip,
+    render_music,
     sha256_hex,
 )
-from tests.emulators.fal_schemas import EndpointSchema, FalSchemas, Reading, frame_size, read
+from tests.emulators.fal_schemas import EndpointSchema, FalSchemas, Reading, frame_size, music_seconds, read
 from tests.emulators.faults import Fault, FaultBook, FaultKind
 from tests.flaws_factory import spoil
 
@@ -86,6 +89,8 @@ def render_plan(plan: _RenderPlan, out: Path) -> Path:
         out = out.with_suffix(".png")
         out.write_bytes(encode_png(render_still(width, height, plan.seed, plan.base_image)))
         return out
+    if plan.music_seconds is not None:
+        return render_music(plan.music_seconds, plan.seed, out)
     assert plan.clip is not None
     if plan.source_video is None:
         render_clip(plan.clip, out, plan.last_frame)
@@ -141,6 +146,7 @@ class _RenderPlan:
     last_frame: Any = None  # the image the clip must end on
     still: tuple[int, int] | None = None  # an image: its size
     base_image: Any = None  # an image edit: the image it starts from
+    music_seconds: float | None = None  # music: how long
     seed: int = 0
     flaw: str = ""  # a flaw the clip comes back with (an injected fault)
 
@@ -443,6 +449,8 @@ class FalEmulator(EmulatorBase):
         if not str(payload.get("prompt", "x")).strip():
             raise _Invalid.field("prompt", "prompt must be a non-empty string")
         reading = read(schema, payload)
+        if schema.makes_audio:
+            return self._music_plan(schema, payload, reading), reading.seed
         if reading.makes_images:
             return self._still_plan(reading, payload), reading.seed
         first = self._image(payload, reading.start_field) if reading.start_field else None
@@ -470,6 +478,12 @@ class FalEmulator(EmulatorBase):
             continuation=source is not None,
         )
         return _RenderPlan(clip=clip, source_video=source, last_frame=last), reading.seed
+
+    def _music_plan(self, schema: EndpointSchema, payload: dict[str, Any], reading: Reading) -> _RenderPlan:
+        video_seconds = None
+        if reading.source_field:  # video-to-music: the video must be one fal could read
+            video_seconds = probe(self._source_video(payload, schema)).duration
+        return _RenderPlan(music_seconds=music_seconds(schema, payload, video_seconds), seed=reading.seed)
 
     def _still_plan(self, reading: Reading, payload: dict[str, Any]) -> _RenderPlan:
         images = [self._image_value(value, "image_urls") for value in payload.get("image_urls") or []]
@@ -597,7 +611,7 @@ class FalEmulator(EmulatorBase):
         # Each fetch mints a fresh URL for the same bytes, like signed CDN links.
         is_image = entry.video.suffix == ".png"
         name = f"{uuid.uuid4().hex}{entry.video.suffix}"
-        content_type = "image/png" if is_image else "video/mp4"
+        content_type = {".png": "image/png", ".m4a": "audio/mp4"}.get(entry.video.suffix, "video/mp4")
         with self._lock:
             self._files[name] = _StoredFile(entry.video, content_type)
         media = {
@@ -606,12 +620,40 @@ class FalEmulator(EmulatorBase):
             "file_name": f"{entry.request_id}{entry.video.suffix}",
             "file_size": entry.video.stat().st_size,
         }
+        if entry.schema.makes_audio:
+            return json_response(200, self._music_answer(entry, media), headers)
         if is_image:
             height, width = decode_image(entry.video.read_bytes()).shape[:2]
             return json_response(
                 200, {"images": [media | {"width": width, "height": height}], "description": ""}, headers
             )
         return json_response(200, {"video": media, "seed": entry.seed}, headers)
+
+    def _music_answer(self, entry: FalRequest, media: dict[str, Any]) -> dict[str, Any]:
+        """The answer in the shape the endpoint's published output schema gives (one of fal's file types,
+        or its richer Audio type), checked against that schema before it is sent."""
+        assert entry.video is not None
+        audio = media
+        if "bitrate" in entry.schema.output["properties"]["audio"].get("properties", {}):
+            info = probe(entry.video)
+            assert info.audio is not None
+            audio = media | {
+                "bitrate": round(8 * media["file_size"] / max(info.duration, 1e-3)),
+                "channels": info.audio.channels,
+                "codec": info.audio.codec,
+                "container": "mp4",
+                "duration": round(info.duration, 3),
+                "media_type": "audio",
+                "sample_rate": info.audio.sample_rate,
+            }
+        answer: dict[str, Any] = {"audio": audio}
+        if "audios" in entry.schema.output["properties"]:
+            answer["audios"] = [audio]
+        if "seed" in entry.schema.output.get("required", []):
+            answer["seed"] = entry.seed
+        problems = list(Draft202012Validator(entry.schema.output).iter_errors(answer))
+        assert not problems, f"the emulator's answer breaks {entry.endpoint}'s output schema: {problems[0].message}"
+        return answer
 
     # ------------------------------------------------------------------ Platform API (api.fal.ai/v1)
 

@@ -66,6 +66,10 @@ class EndpointSchema:
         return "images" in self.output.get("properties", {})
 
     @property
+    def makes_audio(self) -> bool:
+        return "audio" in self.output.get("properties", {})
+
+    @property
     def fields(self) -> dict[str, Any]:
         return dict(self.input.get("properties", {}))
 
@@ -194,6 +198,21 @@ def read(schema: EndpointSchema, payload: dict[str, Any]) -> Reading:
     )
 
 
+# Where fal's music endpoints take the length of the music, and in what unit (seconds per unit).
+MUSIC_LENGTH_FIELDS = {"duration": 1.0, "seconds_total": 1.0, "music_length_ms": 0.001}
+
+
+def music_seconds(schema: EndpointSchema, payload: dict[str, Any], video_seconds: float | None) -> float:
+    """How long a music request asks its answer to be: its length field (or that field's default), else the
+    video it scores, else 30 s (what fal's pages say a model picks on its own)."""
+    for name, unit in MUSIC_LENGTH_FIELDS.items():
+        if name in schema.fields:
+            value = payload.get(name, schema.default(name))
+            if value is not None:
+                return float(value) * unit
+    return video_seconds if video_seconds is not None else 30.0
+
+
 def frame_size(reading: Reading, image_shape: tuple[int, ...] | None) -> tuple[int, int]:
     """The output size: the resolution label in the requested aspect, or the start image's orientation."""
     portrait = reading.aspect in ("9:16", "2:3", "3:4", "4:5") or (
@@ -209,7 +228,8 @@ def frame_size(reading: Reading, image_shape: tuple[int, ...] | None) -> tuple[i
 
 def with_test_model(published: FalSchemas | None = None) -> FalSchemas:
     """fal's published schemas plus the test models, cheap and quick to render, with real models' fields:
-    tiny-fal is Wan 2.7 at 360p and 1-4 s; tiny-ltx is LTX-2.3 at 360p and 2 s, with LTX's extend endpoint."""
+    tiny-fal is Wan 2.7 at 360p and 1-4 s; tiny-ltx is LTX-2.3 at 360p and 2 s, with LTX's extend endpoint;
+    tiny-veo is Veo 3.1 Fast at 360p and 4 s, with sound."""
     published = published or FalSchemas.load()
     wan, ltx = "fal-ai/wan/v2.7", "fal-ai/ltx-2.3"
     tiny = [
@@ -220,4 +240,7 @@ def with_test_model(published: FalSchemas | None = None) -> FalSchemas:
         narrowed(published[f"{ltx}/text-to-video"], "fal-ai/tiny-ltx/text-to-video", duration=[2], resolution=["360p"])
     )
     tiny.append(narrowed(published[f"{ltx}/extend-video"], "fal-ai/tiny-ltx/extend-video"))
+    veo = "fal-ai/veo3.1/fast"
+    for suffix in ("", "/image-to-video", "/first-last-frame-to-video"):
+        tiny.append(narrowed(published[veo + suffix], "fal-ai/tiny-veo" + suffix, duration=["4s"], resolution=["360p"]))
     return FalSchemas([*published.by_endpoint.values(), *tiny])
