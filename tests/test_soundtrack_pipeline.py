@@ -26,7 +26,6 @@ from tests.conftest import point_at_fal
 from tests.emulators import FalEmulator
 from tests.emulators.fal_schemas import with_test_model
 from tests.sound_checks import band_db, click_ratio, decode, ebur128, segment_spans
-from tests.test_review import browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.slow
 PROMPT = "A lighthouse keeper climbs the stairs at dusk"
@@ -143,7 +142,7 @@ def test_a_score_is_paid_once_heard_under_every_segment_and_ducked(emulated: Emu
 
 def test_the_review_page_shows_the_joins_sound_and_plays_the_scored_video(
     emulated: Emulated,
-    browser: Any,  # noqa: F811
+    browser: Any,
 ) -> None:
     request = ExtendRequest(**emulated.request.model_dump(exclude={"soundtrack_model"}) | {"soundtrack": "score"})
     job = Job(job_ref(request))
