@@ -28,25 +28,18 @@ CLIPS = 8
 
 
 def run_farm(servers: int, work: Path) -> dict[str, float]:
+    from benchmarks._local import run_environment
     from sora_extend.pipeline.job import Job, job_ref
     from sora_extend.pipeline.run import run_job
     from sora_extend.request import ExtendRequest
     from sora_extend.settings import reload_settings
     from tests.emulators._common import max_overlap
     from tests.emulators.comfyui import ComfyUIEmulator, farm_environment
-    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE
 
     farm = [ComfyUIEmulator(render_seconds=CLIP_T, still_seconds=STILL_T) for _ in range(servers)]
     try:
         os.environ.update(farm_environment(farm))
-        os.environ.update(
-            {
-                "SORA_EXTEND_CATALOGUE_FILE": str(TEST_MODEL_CATALOGUE),
-                "SORA_EXTEND_POLL_INTERVAL_S": "0.1",
-                "SORA_EXTEND_WORK_DIR": str(work / "work"),
-                "SORA_EXTEND_LOCK_DIR": str(work / "locks"),
-            }
-        )
+        os.environ.update(run_environment(work, 0.1))
         settings = reload_settings()
         request = ExtendRequest(
             prompt=f"Fireflies over a rice terrace ({servers} servers)",

@@ -32,6 +32,7 @@ STILL_T = 0.75
 
 
 def run_mode(continuity: str, segments: int, work: Path) -> dict[str, float]:
+    from benchmarks._local import run_environment
     from sora_extend.pipeline.job import Job, job_ref
     from sora_extend.pipeline.records import SegmentRecord
     from sora_extend.pipeline.review import drift_report
@@ -39,7 +40,6 @@ def run_mode(continuity: str, segments: int, work: Path) -> dict[str, float]:
     from sora_extend.request import ExtendRequest
     from sora_extend.settings import reload_settings
     from tests.emulators.fal import STATS_PATH, environment_for
-    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE
 
     emulator = subprocess.Popen(
         [sys.executable, "-m", "tests.emulators.serve", "--progress", str(CLIP_T), "--still", str(STILL_T)],
@@ -51,14 +51,7 @@ def run_mode(continuity: str, segments: int, work: Path) -> dict[str, float]:
         assert emulator.stdout is not None
         url = emulator.stdout.readline().strip()
         os.environ.update(environment_for(url, "fal-test-key"))
-        os.environ.update(
-            {
-                "SORA_EXTEND_CATALOGUE_FILE": str(TEST_MODEL_CATALOGUE),
-                "SORA_EXTEND_POLL_INTERVAL_S": "0.5",
-                "SORA_EXTEND_WORK_DIR": str(work / "work"),
-                "SORA_EXTEND_LOCK_DIR": str(work / "locks"),
-            }
-        )
+        os.environ.update(run_environment(work, 0.5))
         settings = reload_settings()
         request = ExtendRequest(
             prompt=f"A night train crosses a snowy valley ({continuity}, {segments})",

@@ -95,17 +95,17 @@ def retakes() -> None:
     """4 keyframes-mode clips through the real fal_client against the emulator; 2 come back flawed."""
     import fal_client.client as wire
 
+    from benchmarks._local import run_environment
     from sora_extend.pipeline.job import Job, job_ref
     from sora_extend.pipeline.run import run_job
     from sora_extend.request import ExtendRequest
     from sora_extend.settings import reload_settings
     from tests.emulators import FalEmulator
-    from tests.emulators.fal_schemas import TEST_MODEL_CATALOGUE, with_test_model
+    from tests.emulators.fal_schemas import with_test_model
     from tests.emulators.faults import Fault
 
     with tempfile.TemporaryDirectory() as tmp, FalEmulator(schemas=with_test_model(), progress_seconds=0.2) as fal:
-        os.environ |= fal.environment() | {"SORA_EXTEND_CATALOGUE_FILE": str(TEST_MODEL_CATALOGUE)}
-        os.environ |= {"SORA_EXTEND_WORK_DIR": f"{tmp}/work", "SORA_EXTEND_POLL_INTERVAL_S": "0.05"}
+        os.environ |= fal.environment() | run_environment(Path(tmp), 0.05)
         wire.QUEUE_URL_FORMAT, wire.REST_URL, wire.CDN_URL = fal.url, fal.rest_url, fal.rest_url
         reload_settings()
         print("\nRetakes against the fal emulator (keyframes, 4 x 1 s clips, 2 flawed server-side, max_takes 2)")

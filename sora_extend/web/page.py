@@ -19,7 +19,9 @@ def _resource(name: str) -> str:
     return resources.files("sora_extend.web").joinpath(name).read_text(encoding="utf-8")
 
 
-def render(template: str, **values: str) -> str:
-    """A page from one of the templates beside this module, with the shared styles and script filled in."""
-    shared = {"base_css": _resource("base.css"), "copy_script": f"<script>\n{_resource('copy.js')}</script>"}
-    return Template(_resource(template)).substitute(shared | values)
+def render(template: str, *, title: str, font_face: str, content: str) -> str:
+    """A page from one of the templates beside this module: the shared head (title, font, base styles), the
+    page's own styles and `content`, and the shared copy-button script."""
+    head = Template(_resource("head.html")).substitute(title=title, font_face=font_face, base_css=_resource("base.css"))
+    script = f"<script>\n{_resource('copy.js')}</script>"
+    return Template(_resource(template)).substitute(head=head, content=content, copy_script=script)
