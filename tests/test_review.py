@@ -185,6 +185,8 @@ def test_summary_artifact_shows_the_contact_sheet_in_the_prefect_ui(
             )
             review = page.locator("a[href$='review.html']").first.get_attribute("href")
             video = page.locator("a[href$='final.mp4']").first.get_attribute("href")
+            gate = page.get_by_text("Quality gate:").first.locator("..").inner_text()  # where a person reads it
+            assert "retake (judge pixels): 0 piece(s) retaken, 0 kept flawed" in gate, gate
             assert httpx.get(str(review)).status_code == 200 and httpx.head(str(video)).status_code == 200
             _screenshot(page, name)
         page.close()
