@@ -1,7 +1,7 @@
 """`sora-extend`: the command line.
 
-`run` starts the Prefect flow (on Prefect's embedded local server when PREFECT_API_URL is unset) and
-`bootstrap` sets up a Prefect server; `serve` serves the job storage to browsers; every other command works
+`run` starts the Prefect flow (when no Prefect API is configured, on the local Prefect server that the first
+run starts and keeps in the background: `prefect status|stop`) and `bootstrap` sets up a Prefect server; `serve` serves the job storage to browsers; every other command works
 without Prefect and returns at once. Whatever can be checked without a server (settings, keys, storage,
 paths, numbers) is checked before Prefect starts. Exit codes: 0 done, 1 the run failed (everything
 finished so far stays in storage), 2 bad input (nothing was spent), each with one `error:` line per
@@ -188,6 +188,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_servers(request, settings)  # ComfyUI: every server answers and has every node and model file
     _prefect_environment()
+    from cli.prefect_server import use_local_server
+
+    use_local_server(settings)  # no Prefect API configured: the local background server (started if need be)
     from cli.progress import progress_view
     from flows.extend import extend_video
     from tasks.secrets import storage_settings
@@ -474,6 +477,37 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prefect(args: argparse.Namespace) -> int:
+    """The local Prefect server that runs use when no Prefect API is configured (see cli/prefect_server.py)."""
+    _prefect_environment()
+    from cli.prefect_server import ServerUnavailable, local_server
+
+    server = local_server(get_settings())
+    if args.prefect_command == "start":
+        try:
+            started = server.start(get_settings().lock_dir)
+        except ServerUnavailable as exc:
+            return _fail([exc.reason], EXIT_FAILED)
+        print(f"{'started' if started else 'already running'}: UI {server.url}, API {server.api_url}")
+        return EXIT_OK
+    if args.prefect_command == "stop":
+        pid = server.stop()
+        if pid is not None:
+            print(f"stopped the Prefect server on {server.url} (pid {pid})")
+        elif server.answers():
+            print(f"the Prefect server on {server.url} was not started in the background here: stop it where it runs")
+        else:
+            print(f"no Prefect server runs on {server.url}")
+        return EXIT_OK
+    pid = server.pid()
+    if not server.answers():
+        print(f"not running (runs start it on {server.url})")
+        return EXIT_FAILED
+    started_here = f"pid {pid}, output in {server.log_file}" if pid else "not started in the background here"
+    print(f"running: UI {server.url}, API {server.api_url} ({started_here})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sora-extend", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -564,6 +598,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="save a RemoteFileSystem block next to S3 job storage for shared task results",
     )
     boot.set_defaults(handler=cmd_bootstrap)
+
+    prefect = commands.add_parser(
+        "prefect", help="the local Prefect server (UI and run history) that runs start and keep in the background"
+    )
+    prefect_commands = prefect.add_subparsers(dest="prefect_command", required=True)
+    for name, text in (
+        ("start", "start it now (runs start it when it is not running)"),
+        ("status", "whether it runs, where, and where its output goes"),
+        ("stop", "stop it (the next run starts it again)"),
+    ):
+        prefect_commands.add_parser(name, help=text).set_defaults(handler=cmd_prefect)
 
     serve = commands.add_parser("serve", help="serve the job storage to browsers (videos, review pages), read-only")
     serve.add_argument("--storage", help="storage URL (default: SORA_EXTEND_STORAGE)")

@@ -32,6 +32,7 @@ from sora_extend.media.images import image_type
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.providers.fal_platform import requests_since, same_input
 from sora_extend.providers.http import one_attempt, stream_to_file
+from sora_extend.providers.polling import PollPacer
 from sora_extend.settings import Settings
 
 DATA_URI_LIMIT = 10 * 1024 * 1024  # fal decodes data URIs up to about 10 MiB; larger frames are uploaded
@@ -246,6 +247,7 @@ class FalProvider(Provider):
         deadline = time.monotonic() + timeout_s
         last = ""
         poll_errors = 0
+        pacer = PollPacer(self.settings.poll_interval_s)
         while True:
             try:
                 status = handle.status(with_logs=False)
@@ -255,18 +257,20 @@ class FalProvider(Provider):
                 poll_errors += 1
                 if isinstance(error, TerminalProviderError) or poll_errors > MAX_POLL_ERRORS:
                     raise error from None
-                time.sleep(self.settings.poll_interval_s * 2**poll_errors)
+                time.sleep(max(self.settings.poll_interval_s * 2**poll_errors, error.retry_after or 0.0))
                 continue
             state = type(status).__name__.upper()
             if state != last:
                 detail = f"position {status.position}" if isinstance(status, fal_client.Queued) else ""
                 on_state({"QUEUED": "IN_QUEUE", "INPROGRESS": "IN_PROGRESS"}.get(state, state), detail)
+                if isinstance(status, fal_client.InProgress):
+                    pacer.restart()
                 last = state
             if isinstance(status, fal_client.Completed):
                 return self._result(submission, failed=status.error is not None, error=status.error or "")
             if time.monotonic() > deadline:
                 raise self.still_waiting(submission, last, timeout_s)
-            time.sleep(self.settings.poll_interval_s)
+            time.sleep(pacer.next_wait_s())
 
     def _poll_error(self, exc: Exception, submission: Submission) -> ProviderError:
         """A failed status poll says nothing about the request itself: never a failed request."""

@@ -1,7 +1,7 @@
 """A loopback emulator of OpenAI's `/v1/videos` API (and gateways that mimic it) plus a planner LLM on
 `/v1/chat/completions` and `/v1/responses`, for the real `openai` SDK.
 
-Videos are rendered lazily with the offline preview renderer; extensions are stitched (source clip,
+Videos are rendered with the offline preview renderer once out of the queue; extensions are stitched (source clip,
 then a new part seeded with its last frame), as OpenAI documents. The planner answers with a
 deterministic plan shaped by whatever JSON schema the request carries, so `.parse()` works.
 """
@@ -33,6 +33,7 @@ from tests.emulators._common import (
     Part,
     Request,
     Response,
+    at_queue_exit,
     busy_interval,
     canonical_json,
     decode_data_uri,
@@ -465,6 +466,7 @@ class OpenAIEmulator(EmulatorBase):
             self.submissions.append(
                 VideoSubmission(kind, video.id, model, prompt, seconds, size, reference, source, key, time.time())
             )
+        at_queue_exit(video.queue_until, lambda: self._advance(video))
         return self._json(200, self._video_json(video, render=False))
 
     # ------------------------------------------------------------------ videos: state, content, delete
@@ -477,7 +479,7 @@ class OpenAIEmulator(EmulatorBase):
         return video
 
     def _advance(self, video: _Video) -> VideoStatus:
-        """The status now; the render starts in the background the first time the video is in progress."""
+        """The status now; the render starts in the background once the video is out of the queue."""
         with video.lock:
             if video.status(time.monotonic()) != "queued" and video.failure is None and not video.deleted:
                 video.render.ensure(lambda: self._render(video))
