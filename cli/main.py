@@ -11,9 +11,12 @@ problem and no traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import getpass
 import ipaddress
 import json
+import logging
 import math
 import os
 import socket
@@ -674,5 +677,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(explain(exc))
 
 
+def run() -> None:
+    """The `sora-extend` command: main(), then, once every exit handler has run (Prefect drains its event and
+    log queues before them), the process ends without tearing its modules down (Prefect, pydantic, PyAV:
+    that alone took a second after the last line). Whatever main() raises ends the process as usual."""
+    returned: list[int] = []
+    atexit.register(_end_now, returned)  # before Prefect is imported: atexit runs it after Prefect's handlers
+    returned.append(main())
+    sys.exit(returned[0])
+
+
+def _end_now(returned: list[int]) -> None:
+    if not returned:
+        return
+    logging.shutdown()  # registered before this handler, so it would run after it
+    with contextlib.suppress(OSError):  # a closed pipe: nothing left to say
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(returned[0])
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

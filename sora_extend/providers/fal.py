@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from sora_extend.ledger import utcnow
 from sora_extend.media.images import image_type
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.providers.fal_platform import requests_since, same_input
-from sora_extend.providers.http import one_attempt, stream_to_file
+from sora_extend.providers.http import one_attempt, stream_to_file, tls
 from sora_extend.providers.polling import PollPacer
 from sora_extend.settings import Settings
 
@@ -94,6 +95,13 @@ def classify(
     )
 
 
+@lru_cache(maxsize=4)
+def sdk_client(key: str, timeout_s: float) -> fal_client.SyncClient:
+    """fal_client's client for a key, one per process: it builds its HTTP client (and TLS context) on first
+    use, and every piece of every run then shares them (it is thread-safe)."""
+    return fal_client.SyncClient(key=key, default_timeout=timeout_s)
+
+
 class FalProvider(Provider):
     name = "fal"
 
@@ -102,12 +110,12 @@ class FalProvider(Provider):
         if settings.fal_key is None:
             raise MissingKeyError("FAL_KEY", "fal-key", f"provider 'fal' (model {spec.id})")
         configure_endpoints(settings)
-        self.client = fal_client.SyncClient(
-            key=settings.fal_key.get_secret_value(), default_timeout=settings.http_timeout_s
-        )
-        self.downloads = httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True)
         key = settings.fal_key.get_secret_value()
-        self.submits = httpx.Client(timeout=settings.http_timeout_s, headers={"Authorization": f"Key {key}"})
+        self.client = sdk_client(key, settings.http_timeout_s)
+        self.downloads = httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True, verify=tls())
+        self.submits = httpx.Client(
+            timeout=settings.http_timeout_s, headers={"Authorization": f"Key {key}"}, verify=tls()
+        )
         self._clients += [self.downloads, self.submits]
 
     # ------------------------------------------------------------------ request mapping

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from openai import OpenAI
+from openai import DefaultHttpxClient, OpenAI
 
 from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.errors import (
@@ -29,6 +29,7 @@ from sora_extend.errors import (
     TransientProviderError,
 )
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
+from sora_extend.providers.http import tls
 from sora_extend.providers.polling import PollPacer
 from sora_extend.settings import Settings
 
@@ -83,6 +84,7 @@ class OpenAIVideosProvider(Provider):
             base_url=settings.openai_videos_base_url or settings.openai_base_url,
             timeout=settings.http_timeout_s,
             max_retries=2,
+            http_client=DefaultHttpxClient(verify=tls()),
         )
         self._clients.append(self.client)
         self.wire_model = spec.wire_model or spec.id

@@ -8,12 +8,22 @@ import base64
 import io
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pylopdf_fonts_ko
-from fontTools import subset
-from fontTools.ttLib import TTFont
+
+if TYPE_CHECKING:
+    from fontTools.ttLib import TTFont
 
 FAMILY = "Sora Extend Sans KR"
+
+
+def _font() -> TTFont:
+    """The shipped font, parsed lazily. fontTools is imported here, by the first page that needs the font:
+    a run's first step does not wait for it."""
+    from fontTools.ttLib import TTFont
+
+    return TTFont(io.BytesIO(_font_bytes()), lazy=True)
 
 
 @lru_cache(maxsize=1)
@@ -24,10 +34,12 @@ def _font_bytes() -> bytes:
 
 def subset_font(characters: str) -> tuple[bytes, list[int]]:
     """An OpenType font holding only `characters`, and the code points it holds (those the font has)."""
+    from fontTools import subset
+
     options = subset.Options()
     options.layout_features = ["*"]  # keep Hangul jamo composition and kerning
     options.notdef_outline = True
-    font = TTFont(io.BytesIO(_font_bytes()), lazy=True)
+    font = _font()
     subsetter = subset.Subsetter(options)
     subsetter.populate(text=characters)
     subsetter.subset(font)
@@ -75,7 +87,7 @@ def font_face(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _covered() -> frozenset[int]:
-    return frozenset(TTFont(io.BytesIO(_font_bytes()), lazy=True).getBestCmap())
+    return frozenset(_font().getBestCmap())
 
 
 def linked_font_face(text: str, url: Callable[[str], str]) -> str:
