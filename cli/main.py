@@ -1,11 +1,11 @@
 """`sora-extend`: the command line.
 
 `run` starts the Prefect flow (when no Prefect API is configured, on the local Prefect server that the first
-run starts and keeps in the background: `prefect status|stop`) and `bootstrap` sets up a Prefect server; `serve` serves the job storage to browsers; every other command works
-without Prefect and returns at once. Whatever can be checked without a server (settings, keys, storage,
-paths, numbers) is checked before Prefect starts. Exit codes: 0 done, 1 the run failed (everything
-finished so far stays in storage), 2 bad input (nothing was spent), each with one `error:` line per
-problem and no traceback.
+run starts and keeps in the background: `prefect status|stop`) and `bootstrap` sets up a Prefect server;
+`serve` serves the job storage to browsers; every other command works without Prefect and returns at once.
+Whatever can be checked without a server (settings, keys, storage, paths, numbers) is checked before Prefect
+starts. Exit codes: 0 done, 1 the run failed (everything finished so far stays in storage), 2 bad input
+(nothing was spent), each with one `error:` line per problem and no traceback.
 """
 
 from __future__ import annotations

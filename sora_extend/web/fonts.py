@@ -32,8 +32,11 @@ def _font_bytes() -> bytes:
         return handle.read()
 
 
+@lru_cache(maxsize=64)
 def subset_font(characters: str) -> tuple[bytes, list[int]]:
-    """An OpenType font holding only `characters`, and the code points it holds (those the font has)."""
+    """An OpenType font holding only `characters`, and the code points it holds (those the font has).
+    Cutting takes most of a second; pages with the same characters (a worker's runs, a served library)
+    get the same cut once."""
     from fontTools import subset
 
     options = subset.Options()
@@ -98,7 +101,6 @@ def linked_font_face(text: str, url: Callable[[str], str]) -> str:
     return _rule(url(characters), [ord(char) for char in characters]) if characters else ""
 
 
-@lru_cache(maxsize=64)
 def font_file(characters: str) -> bytes:
     """The font cut to `characters`, as served for `linked_font_face`."""
     return subset_font(characters)[0]
