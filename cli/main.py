@@ -483,32 +483,14 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 def cmd_prefect(args: argparse.Namespace) -> int:
     """The local Prefect server that runs use when no Prefect API is configured (see cli/prefect_server.py)."""
     _prefect_environment()
-    from cli.prefect_server import ServerUnavailable, local_server
+    from cli.prefect_server import ServerUnavailable, manage
 
-    server = local_server(get_settings())
-    if args.prefect_command == "start":
-        try:
-            started = server.start(get_settings().lock_dir)
-        except ServerUnavailable as exc:
-            return _fail([exc.reason], EXIT_FAILED)
-        print(f"{'started' if started else 'already running'}: UI {server.url}, API {server.api_url}")
-        return EXIT_OK
-    if args.prefect_command == "stop":
-        pid = server.stop()
-        if pid is not None:
-            print(f"stopped the Prefect server on {server.url} (pid {pid})")
-        elif server.answers():
-            print(f"the Prefect server on {server.url} was not started in the background here: stop it where it runs")
-        else:
-            print(f"no Prefect server runs on {server.url}")
-        return EXIT_OK
-    pid = server.pid()
-    if not server.answers():
-        print(f"not running (runs start it on {server.url})")
-        return EXIT_FAILED
-    started_here = f"pid {pid}, output in {server.log_file}" if pid else "not started in the background here"
-    print(f"running: UI {server.url}, API {server.api_url} ({started_here})")
-    return EXIT_OK
+    try:
+        running, line = manage(args.prefect_command, get_settings())
+    except ServerUnavailable as exc:
+        return _fail([exc.reason], EXIT_FAILED)
+    print(line)
+    return EXIT_OK if running or args.prefect_command == "stop" else EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:

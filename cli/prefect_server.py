@@ -186,6 +186,26 @@ def local_server(settings: Settings) -> LocalServer:
     return LocalServer(settings.prefect_port, Path(PREFECT_HOME.value()).expanduser())
 
 
+def manage(action: str, settings: Settings) -> tuple[bool, str]:
+    """`sora-extend prefect start|status|stop`: whether a server answers afterwards, and the line to print."""
+    server = local_server(settings)
+    if action == "start":
+        started = server.start(settings.lock_dir)
+        return True, f"{'started' if started else 'already running'}: UI {server.url}, API {server.api_url}"
+    if action == "stop":
+        pid = server.stop()
+        if pid is not None:
+            return False, f"stopped the Prefect server on {server.url} (pid {pid})"
+        if server.answers():
+            return True, f"the Prefect server on {server.url} was not started in the background here: stop it there"
+        return False, f"no Prefect server runs on {server.url}"
+    if not server.answers():
+        return False, f"not running (runs start it on {server.url})"
+    pid = server.pid()
+    started_here = f"pid {pid}, output in {server.log_file}" if pid else "not started in the background here"
+    return True, f"running: UI {server.url}, API {server.api_url} ({started_here})"
+
+
 def use_local_server(settings: Settings) -> None:
     """Before a run's flow starts: when no Prefect API is configured, point Prefect at the local server,
     starting it if it is not running. When it cannot be started the run uses Prefect's embedded server,

@@ -359,8 +359,17 @@ def test_unreachable_storage_server_and_taken_port(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        assert _main("serve", "--port", str(taken.getsockname()[1])) == 2
-    assert "error: port: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+        port = taken.getsockname()[1]
+        assert _main("serve", "--port", str(port)) == 2
+        assert "error: port: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+        # The local Prefect server's port, taken by something that is not a Prefect server: named, nothing started.
+        settings_env.setenv("SORA_EXTEND_PREFECT_PORT", str(port))
+        get_settings.cache_clear()
+        assert _main("prefect", "start") == 1
+    assert capsys.readouterr().err == (
+        f"error: port {port} is taken by a program that is not a Prefect server (set SORA_EXTEND_PREFECT_PORT to "
+        "another port, or PREFECT_API_URL to a Prefect server)\n"
+    )
 
 
 def test_a_missing_bucket_is_named_before_anything_starts(s3_storage: str, capsys: pytest.CaptureFixture[str]) -> None:
