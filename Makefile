@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROMPT ?= 한 마리 고양이가 서울의 밤거리를 걷는다
 
-.PHONY: install demo test lint bench bench-load ui clean
+.PHONY: install demo test test-fast lint bench bench-load ui clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## The inner loop: domain, media, emulators and the CLI's checks; no Prefect server, no whole flows (`slow`).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## Benchmarks: merge, frame extraction, preview render; chain vs keyframes; the quality gate; ComfyUI servers 1/2/4; the library
-## over 5 000 jobs (tables of ratios).
+## Benchmarks: merge, frame extraction, preview render; chain vs keyframes; the quality gate; ComfyUI servers 1/2/4;
+## the library over 5 000 jobs; a run's own overhead around the provider's work (tables of ratios).
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.overhead_bench
 	$(BIN)/python -m benchmarks.media_bench
 	$(BIN)/python -m benchmarks.continuity_bench
 	$(BIN)/python -m benchmarks.quality_bench
@@ -40,9 +45,10 @@ bench: $(STAMP)
 bench-load: $(STAMP)
 	$(BIN)/python -m benchmarks.load_bench
 
-## Prefect UI on http://127.0.0.1:4200 (keep the default port: the UI calls the API there).
+## Prefect UI on http://127.0.0.1:4200: the local server runs use, started in the background if it is not running
+## (`.venv/bin/sora-extend prefect stop` stops it).
 ui: $(STAMP)
-	$(BIN)/prefect server start
+	$(BIN)/sora-extend prefect start
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

@@ -1,19 +1,22 @@
 """`sora-extend`: the command line.
 
-`run` starts the Prefect flow (on Prefect's embedded local server when PREFECT_API_URL is unset) and
-`bootstrap` sets up a Prefect server; `serve` serves the job storage to browsers; every other command works
-without Prefect and returns at once. Whatever can be checked without a server (settings, keys, storage,
-paths, numbers) is checked before Prefect starts. Exit codes: 0 done, 1 the run failed (everything
-finished so far stays in storage), 2 bad input (nothing was spent), each with one `error:` line per
-problem and no traceback.
+`run` starts the Prefect flow (when no Prefect API is configured, on the local Prefect server that the first
+run starts and keeps in the background: `prefect status|stop`) and `bootstrap` sets up a Prefect server;
+`serve` serves the job storage to browsers; every other command works without Prefect and returns at once.
+Whatever can be checked without a server (settings, keys, storage, paths, numbers) is checked before Prefect
+starts. Exit codes: 0 done, 1 the run failed (everything finished so far stays in storage), 2 bad input
+(nothing was spent), each with one `error:` line per problem and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import getpass
 import ipaddress
 import json
+import logging
 import math
 import os
 import socket
@@ -191,6 +194,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_servers(request, settings)  # ComfyUI: every server answers and has every node and model file
     _prefect_environment()
+    from cli.prefect_server import use_local_server
+
+    use_local_server(settings)  # no Prefect API configured: the local background server (started if need be)
     from cli.progress import progress_view
     from flows.extend import extend_video
     from tasks.secrets import storage_settings
@@ -492,6 +498,19 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prefect(args: argparse.Namespace) -> int:
+    """The local Prefect server that runs use when no Prefect API is configured (see cli/prefect_server.py)."""
+    _prefect_environment()
+    from cli.prefect_server import ServerUnavailable, manage
+
+    try:
+        running, line = manage(args.prefect_command, get_settings())
+    except ServerUnavailable as exc:
+        return _fail([exc.reason], EXIT_FAILED)
+    print(line)
+    return EXIT_OK if running or args.prefect_command == "stop" else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sora-extend", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -586,6 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     boot.set_defaults(handler=cmd_bootstrap)
 
+    prefect = commands.add_parser(
+        "prefect", help="the local Prefect server (UI and run history) that runs start and keep in the background"
+    )
+    prefect_commands = prefect.add_subparsers(dest="prefect_command", required=True)
+    for name, text in (
+        ("start", "start it now (runs start it when it is not running)"),
+        ("status", "whether it runs, where, and where its output goes"),
+        ("stop", "stop it (the next run starts it again)"),
+    ):
+        prefect_commands.add_parser(name, help=text).set_defaults(handler=cmd_prefect)
+
     serve = commands.add_parser("serve", help="serve the job storage to browsers (videos, review pages), read-only")
     serve.add_argument("--storage", help="storage URL (default: SORA_EXTEND_STORAGE)")
     serve.add_argument(
@@ -650,5 +680,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(explain(exc))
 
 
+def run() -> None:
+    """The `sora-extend` command: main(), then, once every exit handler has run (Prefect drains its event and
+    log queues before them), the process ends without tearing its modules down (Prefect, pydantic, PyAV:
+    that alone took a second after the last line). Whatever main() raises ends the process as usual."""
+    returned: list[int] = []
+    atexit.register(_end_now, returned)  # before Prefect is imported: atexit runs it after Prefect's handlers
+    returned.append(main())
+    sys.exit(returned[0])
+
+
+def _end_now(returned: list[int]) -> None:
+    if not returned:
+        return
+    logging.shutdown()  # registered before this handler, so it would run after it
+    with contextlib.suppress(OSError):  # a closed pipe: nothing left to say
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(returned[0])
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

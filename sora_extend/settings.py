@@ -77,7 +77,12 @@ class Settings(BaseSettings):
         None, description="Bearer token sent to every ComfyUI server (for servers behind an authenticating proxy)."
     )
 
-    poll_interval_s: float = Field(2.0, gt=0, description="Seconds between provider status polls.")
+    poll_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="The longest wait between provider status polls (the first poll comes 0.1 s after submitting, "
+        "each later one 1.5 times as long after the last, up to this).",
+    )
     poll_timeout_s: float = Field(
         1800.0,
         gt=0,
@@ -128,6 +133,16 @@ class Settings(BaseSettings):
         description="Where `sora-extend serve` (or any server over the storage root) is reachable, e.g. "
         "http://127.0.0.1:8765: the base of every link printed or put into artifacts (videos, review pages, "
         "contact sheets). Empty = presigned URLs on S3, file paths locally.",
+    )
+    prefect_server: Literal["background", "embedded"] = Field(
+        "background",
+        description="Where `sora-extend run` records its runs when no Prefect API is configured (PREFECT_API_URL "
+        "or a Prefect profile). background: a local Prefect server on 127.0.0.1 (prefect_port), started by the "
+        "first run and kept for the next ones (UI and run history; `sora-extend prefect stop` stops it). "
+        "embedded: a temporary server for each run (slower to start, keeps no process behind).",
+    )
+    prefect_port: int = Field(
+        4200, ge=1, le=65535, description="Port of the local Prefect server (its UI and API) that runs use."
     )
     owner: str | None = Field(
         None,

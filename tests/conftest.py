@@ -19,6 +19,8 @@ os.environ.update(
         "SORA_EXTEND_STORAGE": f"file://{_SESSION_DIR / 'outputs'}",
         "SORA_EXTEND_WORK_DIR": str(_SESSION_DIR / "work"),
         "SORA_EXTEND_LOCK_DIR": str(_SESSION_DIR / "locks"),
+        # `sora-extend run` in a test leaves no Prefect server behind (test_cli.py starts and stops one itself).
+        "SORA_EXTEND_PREFECT_SERVER": "embedded",
     }
 )
 for _name in (

@@ -9,9 +9,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cli.main import main
@@ -65,34 +67,83 @@ def _states(stdout: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-def test_run_offline_twice(tmp_path: Path) -> None:
+def test_run_offline_twice_on_the_local_prefect_server_the_first_run_starts(tmp_path: Path) -> None:
+    """`make demo` twice on a fresh machine: the first run starts the local Prefect server in the background,
+    the second finds it and pays for nothing; both runs stay in the server's history (what its UI shows),
+    and `sora-extend prefect stop` stops it."""
+    port, home = _closed_port(), tmp_path / "prefect"
     env = {
         **os.environ,
-        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_HOME": str(home),
+        "SORA_EXTEND_PREFECT_SERVER": "background",
+        "SORA_EXTEND_PREFECT_PORT": str(port),
         "SORA_EXTEND_STORAGE": f"file://{tmp_path / 'out'}",
         "SORA_EXTEND_WORK_DIR": str(tmp_path / "work"),
     }
     env.pop("PREFECT_API_URL", None)
-    first = cli("run", KOREAN, "--segments", "3", "--seconds", "4", "--resolution", "360p", env=env)
-    assert first.returncode == 0, first.stderr[-3000:]
-    video = Path(first.stdout.strip().splitlines()[-1])
-    info = probe(video)
-    assert info.duration == pytest.approx(12.0, abs=1 / 24) and info.audio is not None
-    segments = sorted(video.parent.glob("segments/*.mp4"))
-    stamps = [path.stat().st_mtime_ns for path in segments]
-    # Not a terminal: one plain line per state change of each piece, and no Prefect log lines at all.
-    rendered = ["starting", "submitted", "downloading", "judging", "done"]
-    assert _states(first.stdout) == {**{f"segment 0{k}": rendered for k in (1, 2, 3)}, "merge": ["starting", "done"]}
-    assert first.stderr == ""
-    assert f"review: {video.parent / 'review.html'}" in first.stdout and "total cost $0.00" in first.stdout
+    api, ui = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
+    try:
+        first = cli("run", KOREAN, "--segments", "3", "--seconds", "4", "--resolution", "360p", env=env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert first.stdout.startswith(
+            f"prefect: started a local Prefect server in the background (UI {ui}); it stays for the next runs, "
+            "`sora-extend prefect stop` stops it\n"
+        )
+        pid = int((home / "server.pid").read_text())
+        video = Path(first.stdout.strip().splitlines()[-1])
+        info = probe(video)
+        assert info.duration == pytest.approx(12.0, abs=1 / 24) and info.audio is not None
+        segments = sorted(video.parent.glob("segments/*.mp4"))
+        stamps = [path.stat().st_mtime_ns for path in segments]
+        # Not a terminal: one plain line per state change of each piece, and no Prefect log lines at all.
+        rendered = ["starting", "submitted", "downloading", "judging", "done"]
+        assert _states(first.stdout) == {
+            **{f"segment 0{k}": rendered for k in (1, 2, 3)},
+            "merge": ["starting", "done"],
+        }
+        assert first.stderr == ""
+        assert f"review: {video.parent / 'review.html'}" in first.stdout and "total cost $0.00" in first.stdout
 
-    second = cli("run", KOREAN, "--segments", "3", "--seconds", "4", "--resolution", "360p", env=env)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.strip().splitlines()[-1] == str(video)
-    assert [path.stat().st_mtime_ns for path in segments] == stamps
-    assert {piece: states for piece, states in _states(second.stdout).items() if piece != "merge"} == {
-        f"segment 0{k}": ["starting", "done (stored)"] for k in (1, 2, 3)
-    }
+        second = cli("run", KOREAN, "--segments", "3", "--seconds", "4", "--resolution", "360p", env=env)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert second.stdout.strip().splitlines()[-1] == str(video)
+        assert "prefect:" not in second.stdout and second.stderr == ""
+        assert int((home / "server.pid").read_text()) == pid  # the same server
+        assert [path.stat().st_mtime_ns for path in segments] == stamps
+        assert {piece: states for piece, states in _states(second.stdout).items() if piece != "merge"} == {
+            f"segment 0{k}": ["starting", "done (stored)"] for k in (1, 2, 3)
+        }
+
+        runs = httpx.post(f"{api}/flow_runs/filter", json={}).json()
+        assert [(run["name"], run["state_type"]) for run in runs] == [
+            ("한-마리-고양이가-서울의-밤거리를-걷는다 · 3x4s", "COMPLETED")
+        ] * 2
+        tasks = _task_names(api, runs=2)  # each run's steps, as its page in the UI lists them
+        assert tasks.count("render-segment-01") == 2 and sum(name.startswith("merge-segments-") for name in tasks) == 2
+        # The UI calls this server's API whatever the port (not 127.0.0.1:4200, Prefect's default).
+        assert httpx.get(f"{ui}/ui-settings").json()["api_url"] == api
+        status = cli("prefect", "status", env=env)
+        assert status.returncode == 0
+        assert (
+            status.stdout == f"running: UI {ui}, API {api} (pid {pid}, output in {home / 'sora-extend-server.log'})\n"
+        )
+    finally:
+        stop = cli("prefect", "stop", env=env)
+    assert stop.returncode == 0 and stop.stdout == f"stopped the Prefect server on {ui} (pid {pid})\n"
+    assert not (home / "server.pid").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{api}/health")
+    assert cli("prefect", "status", env=env).returncode == 1
+
+
+def _task_names(api: str, runs: int) -> list[str]:
+    """The task runs the server has recorded (from the runs' events, which it records a moment later)."""
+    deadline = time.monotonic() + 60
+    while True:
+        names = [task["name"] for task in httpx.post(f"{api}/task_runs/filter", json={}).json()]
+        if sum(name.startswith("merge-segments-") for name in names) == runs or time.monotonic() > deadline:
+            return sorted(names)
+        time.sleep(0.5)
 
 
 def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -338,8 +389,17 @@ def test_unreachable_storage_server_and_taken_port(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        assert _main("serve", "--port", str(taken.getsockname()[1])) == 2
-    assert "error: port: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+        port = taken.getsockname()[1]
+        assert _main("serve", "--port", str(port)) == 2
+        assert "error: port: cannot listen on 127.0.0.1:" in capsys.readouterr().err
+        # The local Prefect server's port, taken by something that is not a Prefect server: named, nothing started.
+        settings_env.setenv("SORA_EXTEND_PREFECT_PORT", str(port))
+        get_settings.cache_clear()
+        assert _main("prefect", "start") == 1
+    assert capsys.readouterr().err == (
+        f"error: port {port} is taken by a program that is not a Prefect server (set SORA_EXTEND_PREFECT_PORT to "
+        "another port, or PREFECT_API_URL to a Prefect server)\n"
+    )
 
 
 def test_a_missing_bucket_is_named_before_anything_starts(s3_storage: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -95,6 +95,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SORA_EXTEND_WORK_DIR": str(home / "work"),
         "SORA_EXTEND_LOCK_DIR": str(home / "locks"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # default 10: the worker takes new runs as it would, sooner
     }
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

@@ -17,6 +17,7 @@ import httpx
 from pydantic import SecretStr
 
 from sora_extend.errors import InputError, TerminalProviderError, TransientProviderError
+from sora_extend.providers.http import tls
 
 ENV = "SORA_EXTEND_COMFYUI_URLS"
 UPLOAD_FOLDER = "sora-extend"
@@ -32,7 +33,7 @@ class Server:
 
     def client(self, timeout_s: float) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token.get_secret_value()}"} if self.token else {}
-        return httpx.Client(base_url=self.url, auth=self.auth, headers=headers, timeout=timeout_s)
+        return httpx.Client(base_url=self.url, auth=self.auth, headers=headers, timeout=timeout_s, verify=tls())
 
 
 def parse_servers(urls: str, token: SecretStr | None = None) -> list[Server]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from sora_extend.errors import MediaError
 from sora_extend.media.joins import JoinPlan, MergeResult, StreamCopyUnsupported
 from sora_extend.media.probe import probe
-from sora_extend.media.reencode import reencode_merge
 from sora_extend.media.regroup import regrouped_merge
 from sora_extend.media.soundtrack import SoundPlan
 from sora_extend.media.stream_copy import compatibility_blocker, stream_copy_merge
@@ -66,6 +65,8 @@ def _rework(
             reason = f"{reason}; {exc}"
             output.unlink(missing_ok=True)
     logger.info("merge: re-encoding everything (%s)", reason)
+    from sora_extend.media.reencode import reencode_merge  # moviepy: imported only when a merge re-encodes
+
     result = reencode_merge(inputs, output, joins, size=size, fps=fps, sound=sound)
     result.reason = reason
     return result

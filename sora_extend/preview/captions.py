@@ -7,7 +7,6 @@ from functools import lru_cache
 
 import numpy as np
 import pylopdf_fonts_ko
-from moviepy import TextClip
 from PIL import ImageFont
 
 MAX_CAPTION_CHARS = 220
@@ -20,6 +19,8 @@ def font_path() -> str:
 @lru_cache(maxsize=32)
 def caption_layer(text: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """An RGB image and an alpha mask (float 0-1), both full-frame, with the caption at the bottom."""
+    from moviepy import TextClip  # a quarter of a second to import: only runs that render previews pay it
+
     if len(text) > MAX_CAPTION_CHARS:
         text = text[: MAX_CAPTION_CHARS - 1].rstrip() + "…"
     font_size = max(12, round(min(width, height) * 0.035))

@@ -67,11 +67,17 @@ def _caption_opacity(t: float, seconds: float) -> float:
 
 
 def _between(first: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
-    """The animatic from `first` (t=0, exactly) to `last` (t=1, exactly), as float32."""
+    """The animatic from `first` (t=0, exactly) to `last` (t=1, exactly)."""
     blend = t * t * (3.0 - 2.0 * t)  # smoothstep: the moves ease in and out of the stills
     leaving = _camera(first, 4.0 * t, 1.0)
     arriving = _camera(last, -4.0 * (1.0 - t), -1.0)
-    return leaving.astype(np.float32) * (1.0 - blend) + arriving.astype(np.float32) * blend
+    return cv2.addWeighted(leaving, 1.0 - blend, arriving, blend, 0.0)
+
+
+def _drifted(frame: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """The frame with each channel scaled by its gain, rounded and saturated in one pass (OpenCV works on the
+    8-bit frame directly: a float copy of every 720p frame took a third of the render)."""
+    return cv2.multiply(frame, (*map(float, gains), 0.0))
 
 
 def render_preview(
@@ -114,11 +120,11 @@ def render_preview(
                     continue
                 frame = _between(base, end, index / (frame_count - 1))
             else:
-                frame = _camera(base, t, direction).astype(np.float32)
-                frame *= (1.0 + drift * t)[None, None, :]
+                frame = _drifted(_camera(base, t, direction), 1.0 + drift * t)
             opacity = _caption_opacity(t, frame_count / spec.fps)
             if opacity > 0 and bottom > top:
                 alpha = band_mask * opacity
-                frame[top:bottom] = frame[top:bottom] * (1 - alpha) + band_layer * alpha
-            writer.write_frame(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
+                band = frame[top:bottom] * (1 - alpha) + band_layer * alpha
+                frame[top:bottom] = np.clip(band + 0.5, 0, 255).astype(np.uint8)
+            writer.write_frame(frame)
     return out

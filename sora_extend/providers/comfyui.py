@@ -29,6 +29,7 @@ from sora_extend.hashing import sha256_bytes
 from sora_extend.ledger import utcnow
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.providers.http import one_attempt, stream_to_file
+from sora_extend.providers.polling import PollPacer
 from sora_extend.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class ComfyUIProvider(Provider):
         server = server_named(self.servers, label)
         deadline = time.monotonic() + timeout_s
         last, down_since = "", None
+        pacer = PollPacer(self.settings.poll_interval_s)
         client = self._client(server)
         try:
             while True:
@@ -182,6 +184,8 @@ class ComfyUIProvider(Provider):
                     state, detail, entry = "SERVER_DOWN", f"{label} does not answer", None
                 if state != last:
                     on_state(state, detail)
+                    if state == "IN_PROGRESS":
+                        pacer.restart()
                     last = state
                 if entry is not None:
                     return self._finished(entry, submission, server)
@@ -197,7 +201,7 @@ class ComfyUIProvider(Provider):
                     )
                 if time.monotonic() > deadline:
                     raise self.still_waiting(submission, last, timeout_s)
-                time.sleep(self.settings.poll_interval_s)
+                time.sleep(pacer.next_wait_s())
         finally:
             client.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from sora_extend.ledger import utcnow
 from sora_extend.media.images import image_type
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
 from sora_extend.providers.fal_platform import requests_since, same_input
-from sora_extend.providers.http import one_attempt, stream_to_file
+from sora_extend.providers.http import one_attempt, stream_to_file, tls
+from sora_extend.providers.polling import PollPacer
 from sora_extend.settings import Settings
 
 DATA_URI_LIMIT = 10 * 1024 * 1024  # fal decodes data URIs up to about 10 MiB; larger frames are uploaded
@@ -93,6 +95,13 @@ def classify(
     )
 
 
+@lru_cache(maxsize=4)
+def sdk_client(key: str, timeout_s: float) -> fal_client.SyncClient:
+    """fal_client's client for a key, one per process: it builds its HTTP client (and TLS context) on first
+    use, and every piece of every run then shares them (it is thread-safe)."""
+    return fal_client.SyncClient(key=key, default_timeout=timeout_s)
+
+
 class FalProvider(Provider):
     name = "fal"
 
@@ -101,12 +110,12 @@ class FalProvider(Provider):
         if settings.fal_key is None:
             raise MissingKeyError("FAL_KEY", "fal-key", f"provider 'fal' (model {spec.id})")
         configure_endpoints(settings)
-        self.client = fal_client.SyncClient(
-            key=settings.fal_key.get_secret_value(), default_timeout=settings.http_timeout_s
-        )
-        self.downloads = httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True)
         key = settings.fal_key.get_secret_value()
-        self.submits = httpx.Client(timeout=settings.http_timeout_s, headers={"Authorization": f"Key {key}"})
+        self.client = sdk_client(key, settings.http_timeout_s)
+        self.downloads = httpx.Client(timeout=settings.http_timeout_s, follow_redirects=True, verify=tls())
+        self.submits = httpx.Client(
+            timeout=settings.http_timeout_s, headers={"Authorization": f"Key {key}"}, verify=tls()
+        )
         self._clients += [self.downloads, self.submits]
 
     # ------------------------------------------------------------------ request mapping
@@ -267,6 +276,7 @@ class FalProvider(Provider):
         deadline = time.monotonic() + timeout_s
         last = ""
         poll_errors = 0
+        pacer = PollPacer(self.settings.poll_interval_s)
         while True:
             try:
                 status = handle.status(with_logs=False)
@@ -276,18 +286,20 @@ class FalProvider(Provider):
                 poll_errors += 1
                 if isinstance(error, TerminalProviderError) or poll_errors > MAX_POLL_ERRORS:
                     raise error from None
-                time.sleep(self.settings.poll_interval_s * 2**poll_errors)
+                time.sleep(max(self.settings.poll_interval_s * 2**poll_errors, error.retry_after or 0.0))
                 continue
             state = type(status).__name__.upper()
             if state != last:
                 detail = f"position {status.position}" if isinstance(status, fal_client.Queued) else ""
                 on_state({"QUEUED": "IN_QUEUE", "INPROGRESS": "IN_PROGRESS"}.get(state, state), detail)
+                if isinstance(status, fal_client.InProgress):
+                    pacer.restart()
                 last = state
             if isinstance(status, fal_client.Completed):
                 return self._result(submission, failed=status.error is not None, error=status.error or "")
             if time.monotonic() > deadline:
                 raise self.still_waiting(submission, last, timeout_s)
-            time.sleep(self.settings.poll_interval_s)
+            time.sleep(pacer.next_wait_s())
 
     def _poll_error(self, exc: Exception, submission: Submission) -> ProviderError:
         """A failed status poll says nothing about the request itself: never a failed request."""

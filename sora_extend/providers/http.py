@@ -1,10 +1,13 @@
-"""HTTP plumbing shared by the providers: one-attempt submissions and streaming downloads of results."""
+"""HTTP plumbing shared by the providers: one TLS context, one-attempt submissions and streaming downloads of
+results."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import httpx
@@ -12,6 +15,14 @@ import httpx
 from sora_extend.errors import MediaError, ResultExpiredError, SubmitOutcomeUnknown, TransientProviderError
 
 EXPIRED_STATUS = {403, 404, 410}
+
+
+@lru_cache(maxsize=1)
+def tls() -> ssl.SSLContext:
+    """The TLS settings of every provider client in this process (httpx's defaults: certifi, or
+    SSL_CERT_FILE / SSL_CERT_DIR). Building them loads the CA bundle, tens of milliseconds of CPU, and a
+    run makes clients for every piece it renders: built once, they cost that once."""
+    return httpx.create_ssl_context()
 
 
 @contextmanager

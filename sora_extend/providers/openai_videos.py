@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from openai import OpenAI
+from openai import DefaultHttpxClient, OpenAI
 
 from sora_extend.catalogue import ImageModelSpec, ModelSpec
 from sora_extend.errors import (
@@ -29,6 +29,8 @@ from sora_extend.errors import (
     TransientProviderError,
 )
 from sora_extend.providers.base import GenerationRequest, Outcome, Provider, StateCallback, Submission
+from sora_extend.providers.http import tls
+from sora_extend.providers.polling import PollPacer
 from sora_extend.settings import Settings
 
 SERVER_FAILURES = {"internal_error", "server_error", "service_unavailable", "timeout", "rate_limit_exceeded"}
@@ -82,6 +84,7 @@ class OpenAIVideosProvider(Provider):
             base_url=settings.openai_videos_base_url or settings.openai_base_url,
             timeout=settings.http_timeout_s,
             max_retries=2,
+            http_client=DefaultHttpxClient(verify=tls()),
         )
         self._clients.append(self.client)
         self.wire_model = spec.wire_model or spec.id
@@ -131,6 +134,7 @@ class OpenAIVideosProvider(Provider):
     def wait(self, submission: Submission, on_state: StateCallback, timeout_s: float) -> Outcome:
         deadline = time.monotonic() + timeout_s
         last = ""
+        pacer = PollPacer(self.settings.poll_interval_s)
         while True:
             try:
                 with sora_deprecation_silenced():
@@ -139,6 +143,8 @@ class OpenAIVideosProvider(Provider):
                 raise classify(exc, model=self.spec.id, request_id=submission.request_id) from None
             if video.status != last:
                 on_state(video.status, f"{video.progress}%" if video.status == "in_progress" else "")
+                if video.status == "in_progress":
+                    pacer.restart()
                 last = video.status
             if video.status == "completed":
                 return Outcome(request_id=video.id)
@@ -156,7 +162,7 @@ class OpenAIVideosProvider(Provider):
                 )
             if time.monotonic() > deadline:
                 raise self.still_waiting(submission, last, timeout_s)
-            time.sleep(self.settings.poll_interval_s)
+            time.sleep(pacer.next_wait_s())
 
     def download(self, submission: Submission, outcome: Outcome, request: GenerationRequest, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

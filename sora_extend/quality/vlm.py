@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import openai
-from openai import OpenAI
 from pydantic import ValidationError
 
 from sora_extend.catalogue import JudgeModelSpec
@@ -23,6 +22,9 @@ from sora_extend.errors import TerminalProviderError
 from sora_extend.media.images import encode_jpeg
 from sora_extend.openai_chat import chat_error
 from sora_extend.quality.verdict import ModelAnswer
+
+if TYPE_CHECKING:  # the SDK is imported by the call that needs it: a run without `--judge vlm` never does
+    from openai import OpenAI
 
 JUDGE_IMAGE_WIDTH = 512  # catalogue rows price one image at this width (16:9: 512x288)
 FRAMES = 4
@@ -73,6 +75,8 @@ def ask_judge(
             {"type": "text", "text": f"Clip frame {index} of {len(frames)}"},
             {"type": "image_url", "image_url": {"url": _data_uri(rgb), "detail": "low"}},
         ]
+    import openai
+
     try:
         completion = client.chat.completions.parse(
             model=spec.api_model,

@@ -8,12 +8,22 @@ import base64
 import io
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pylopdf_fonts_ko
-from fontTools import subset
-from fontTools.ttLib import TTFont
+
+if TYPE_CHECKING:
+    from fontTools.ttLib import TTFont
 
 FAMILY = "Sora Extend Sans KR"
+
+
+def _font() -> TTFont:
+    """The shipped font, parsed lazily. fontTools is imported here, by the first page that needs the font:
+    a run's first step does not wait for it."""
+    from fontTools.ttLib import TTFont
+
+    return TTFont(io.BytesIO(_font_bytes()), lazy=True)
 
 
 @lru_cache(maxsize=1)
@@ -22,12 +32,17 @@ def _font_bytes() -> bytes:
         return handle.read()
 
 
+@lru_cache(maxsize=64)
 def subset_font(characters: str) -> tuple[bytes, list[int]]:
-    """An OpenType font holding only `characters`, and the code points it holds (those the font has)."""
+    """An OpenType font holding only `characters`, and the code points it holds (those the font has).
+    Cutting takes most of a second; pages with the same characters (a worker's runs, a served library)
+    get the same cut once."""
+    from fontTools import subset
+
     options = subset.Options()
     options.layout_features = ["*"]  # keep Hangul jamo composition and kerning
     options.notdef_outline = True
-    font = TTFont(io.BytesIO(_font_bytes()), lazy=True)
+    font = _font()
     subsetter = subset.Subsetter(options)
     subsetter.populate(text=characters)
     subsetter.subset(font)
@@ -75,7 +90,7 @@ def font_face(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _covered() -> frozenset[int]:
-    return frozenset(TTFont(io.BytesIO(_font_bytes()), lazy=True).getBestCmap())
+    return frozenset(_font().getBestCmap())
 
 
 def linked_font_face(text: str, url: Callable[[str], str]) -> str:
@@ -86,7 +101,6 @@ def linked_font_face(text: str, url: Callable[[str], str]) -> str:
     return _rule(url(characters), [ord(char) for char in characters]) if characters else ""
 
 
-@lru_cache(maxsize=64)
 def font_file(characters: str) -> bytes:
     """The font cut to `characters`, as served for `linked_font_face`."""
     return subset_font(characters)[0]

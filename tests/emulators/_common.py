@@ -281,7 +281,8 @@ def orientation(rgb: np.ndarray) -> str:
 
 
 class BackgroundRender:
-    """Renders one output on a daemon thread, started the first time a request is seen in progress.
+    """Renders one output on a daemon thread, started when its request leaves the queue (`at_queue_exit`)
+    or is first seen in progress, whichever comes first.
 
     Status polls stay fast and truthful: a request reports in progress until its file exists, as a
     real provider does while its GPU works, instead of blocking the poll for the render.
@@ -321,6 +322,14 @@ class BackgroundRender:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def at_queue_exit(queue_until: float, advance: Callable[[], object]) -> None:
+    """Call `advance` (which starts a request's render) once the request leaves the queue: a provider's
+    GPU starts when a runner is free, whether or not anyone is polling at that moment."""
+    timer = threading.Timer(max(0.0, queue_until - time.monotonic()), advance)
+    timer.daemon = True
+    timer.start()
 
 
 def busy_interval(

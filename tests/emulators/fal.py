@@ -4,10 +4,10 @@ One base URL serves all three hosts: tests point `fal_client.client.QUEUE_URL_FO
 `REST_URL` / `CDN_URL` at `.url` without the trailing slash. Endpoints, field names, types and allowed
 values come from snapshots of fal's published schemas (tests/fixtures/fal_schemas, with their sources),
 never from the project's catalogue: a catalogue row that disagrees with fal fails here as it would
-there. Generations are rendered lazily with the offline preview renderer when a request is first seen
-in progress; a clip given a last image ends exactly on it; image endpoints return PNG stills; music
-endpoints return the offline procedural score as AAC at 44.1 kHz, as long as the request asks (or as the
-video it scores), answered in the shape the endpoint's published output schema gives.
+there. Generations are rendered with the offline preview renderer from the moment a request leaves the
+queue; a clip given a last image ends exactly on it; image endpoints return PNG stills; music endpoints
+return the offline procedural score as AAC at 44.1 kHz, as long as the request asks (or as the video it
+scores), answered in the shape the endpoint's published output schema gives.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from tests.emulators._common import (
     LoopbackServer,
     Request,
     Response,
+    at_queue_exit,
     busy_interval,
     canonical_json,
     decode_data_uri,
@@ -420,6 +421,7 @@ class FalEmulator(EmulatorBase):
         with self._lock:
             self.requests[request_id] = entry
             self.submissions.append(FalSubmission(endpoint, redacted, request_id, content_key, time.time(), payload))
+        at_queue_exit(entry.queue_until, lambda: self._advance(entry))
         return entry
 
     def _queue_receipt(self, entry: FalRequest) -> dict[str, Any]:

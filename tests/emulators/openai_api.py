@@ -1,8 +1,8 @@
 """A loopback emulator of OpenAI's `/v1/videos` API (and gateways that mimic it) plus a chat model on
 `/v1/chat/completions` and `/v1/responses`, for the real `openai` SDK.
 
-Videos are rendered lazily with the offline preview renderer; extensions are stitched (source clip,
-then a new part seeded with its last frame), as OpenAI documents. Every chat request is validated against
+Videos are rendered with the offline preview renderer once out of the queue; extensions are stitched (source
+clip, then a new part seeded with its last frame), as OpenAI documents. Every chat request is validated against
 a snapshot of OpenAI's published request schema (tests/fixtures/openai, with its source and date). The
 planner answers with a deterministic plan shaped by whatever JSON schema the request carries, so
 `.parse()` works; a request with images (the clip judge) gets the next answer a test queued in
@@ -38,6 +38,7 @@ from tests.emulators._common import (
     Part,
     Request,
     Response,
+    at_queue_exit,
     busy_interval,
     canonical_json,
     decode_data_uri,
@@ -479,6 +480,7 @@ class OpenAIEmulator(EmulatorBase):
             self.submissions.append(
                 VideoSubmission(kind, video.id, model, prompt, seconds, size, reference, source, key, time.time())
             )
+        at_queue_exit(video.queue_until, lambda: self._advance(video))
         return self._json(200, self._video_json(video, render=False))
 
     # ------------------------------------------------------------------ videos: state, content, delete
@@ -491,7 +493,7 @@ class OpenAIEmulator(EmulatorBase):
         return video
 
     def _advance(self, video: _Video) -> VideoStatus:
-        """The status now; the render starts in the background the first time the video is in progress."""
+        """The status now; the render starts in the background once the video is out of the queue."""
         with video.lock:
             if video.status(time.monotonic()) != "queued" and video.failure is None and not video.deleted:
                 video.render.ensure(lambda: self._render(video))
