@@ -19,9 +19,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sora-extend run "$(PROMPT)" --segments 3 --seconds 4
 
-## The test suite (starts its own Prefect and S3 test servers on loopback).
+## The test suite (starts its own Prefect and S3 test servers on loopback), in two processes: a module's tests
+## share their servers, so modules, not tests, are shared out.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## The inner loop: domain, media, emulators and the CLI's checks; no Prefect server, no whole flows (`slow`).
 test-fast: $(STAMP)

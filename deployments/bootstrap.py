@@ -108,11 +108,17 @@ def recovery_automations(pool: str, crash_after_s: int = DEFAULT_CRASH_AFTER_S) 
         Automation(
             name=f"{pool}: crash runs whose heartbeats stopped",
             description=f"Prefect's zombie-run pattern: a run of a '{HEARTBEAT_TAG}' deployment sends a heartbeat "
-            f"every {HEARTBEAT_S} s; none for {crash_after_s} s means its worker or machine is gone.",
+            f"every {HEARTBEAT_S} s; none for {crash_after_s} s since it started or last beat means its worker or "
+            "machine is gone.",
             # Heartbeats carry the run's tags but not its work pool; only runs with the tag beat this often.
+            # The watch starts at Running too: a machine lost before the run's first heartbeat reached the
+            # server (it is sent asynchronously) would otherwise leave the run Running for ever.
             # Anything but Running ends the watch: the run ended, or left this attempt behind.
             trigger=after(
-                {"heartbeat"}, {"heartbeat"} | SCHEDULED | PENDING | ASIDE | ENDED, tagged(HEARTBEAT_TAG), crash_after_s
+                {"heartbeat"} | RUNNING,
+                {"heartbeat"} | SCHEDULED | PENDING | ASIDE | ENDED,
+                tagged(HEARTBEAT_TAG),
+                crash_after_s,
             ),
             actions=[
                 ChangeFlowRunState(

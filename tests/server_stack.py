@@ -218,12 +218,17 @@ class ServerStack:
         assert found.status_code == 200, found.text
         return str(found.json()["id"])
 
-    def start_run(self, deployment: str, parameters: dict[str, Any]) -> str:
-        created = self.http.post(
-            f"/deployments/{self.deployment_id(deployment)}/create_flow_run", json={"parameters": parameters}
-        )
+    def start_run(self, deployment: str, parameters: dict[str, Any], state: dict[str, Any] | None = None) -> str:
+        """A run of the deployment, Scheduled now unless `state` says otherwise."""
+        body = {"parameters": parameters, **({"state": state} if state else {})}
+        created = self.http.post(f"/deployments/{self.deployment_id(deployment)}/create_flow_run", json=body)
         assert created.status_code == 201, created.text
         return str(created.json()["id"])
+
+    def force_state(self, run_id: str, state: dict[str, Any]) -> None:
+        """What a worker or flow would report, set by hand (the server's own rules and events still apply)."""
+        answer = self.http.post(f"/flow_runs/{run_id}/set_state", json={"state": state, "force": True})
+        assert answer.status_code in (200, 201) and answer.json()["status"] == "ACCEPT", answer.text
 
     def flow_run(self, run_id: str) -> dict[str, Any]:
         return dict(self.http.get(f"/flow_runs/{run_id}").json())

@@ -5,7 +5,8 @@ deployments/README.md tells an operator. The fal emulator stands in for the prov
 
 One scenario runs once (starting the stack is the slow part) and each test checks one promise of it: a
 worker SIGKILLed with its flow runs while it renders a batch costs minutes, never a second paid
-submission; a job the provider always refuses fails once, clearly; a job that keeps crashing stops after
+submission; a run lost before its first heartbeat reached the server is found and resumed all the same;
+a job the provider always refuses fails once, clearly; a job that keeps crashing stops after
 SORA_EXTEND_MAX_CRASH_RESTARTS.
 """
 
@@ -19,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ WORKER_LIMIT = 5  # the seed's Phase-3 target: 5 videos at once per worker
 OPTIONS = {"provider": "fal", "model": "tiny-fal", "segments": 2, "seconds": 1, "resolution": "360p"}
 PROMPTS = [f"Paper lantern {n} drifting down a night river" for n in range(1, 5)]
 REFUSED = "forbidden-word"
+SMALL = {"segments": 1, "seconds": 1, "resolution": "360p"}
 # Without the background-networking flags Chromium's own connections are refused here and slow every page.
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
@@ -177,6 +179,7 @@ class Scenario:
     videos: list[dict[str, Any]]
     refused: dict[str, Any]
     crashing: dict[str, Any]
+    silent: dict[str, Any]  # Running with no heartbeat ever: its machine was lost the moment it started
     timeline: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -241,10 +244,15 @@ def scenario(production: Production) -> Iterator[Scenario]:
     batch_id = stack.start_run("extend-batch", {"batch": {"prompts": PROMPTS, "options": OPTIONS}})
     # The poison jobs run alongside: they must not disturb the batch, and the stack is busy enough.
     refused_id = stack.start_run("extend-video", {"request": {"prompt": f"A {REFUSED} on a wall", **OPTIONS}})
-    crashing_id = stack.start_run(
-        "extend-video",
-        {"request": {"prompt": "A kite that never lands", "segments": 1, "seconds": 1, "resolution": "360p"}},
-    )
+    crashing_id = stack.start_run("extend-video", {"request": {"prompt": "A kite that never lands", **SMALL}})
+    # Lost before its first heartbeat reached the server (heartbeats are sent asynchronously): Running, and
+    # silent from the start. Scheduled an hour out, so that no worker takes it before it is set Running.
+    later = {
+        "type": "SCHEDULED",
+        "state_details": {"scheduled_time": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
+    }
+    silent_id = stack.start_run("extend-video", {"request": {"prompt": "A lighthouse nobody watched", **SMALL}}, later)
+    stack.force_state(silent_id, {"type": "RUNNING", "name": "Running"})
     stop = threading.Event()
     killer = threading.Thread(target=_keep_crashing, args=(stack, crashing_id, stop), daemon=True)
     killer.start()
@@ -257,7 +265,7 @@ def scenario(production: Production) -> Iterator[Scenario]:
         accepted_before_kill = {submission.request_id for submission in production.fal.submissions}
         killed_at = time.time()
         stack.kill_worker(victim)
-        runs = stack.wait_final([batch_id, refused_id, crashing_id], timeout=200)
+        runs = stack.wait_final([batch_id, refused_id, crashing_id, silent_id], timeout=200)
     finally:
         stop.set()
         killer.join()
@@ -273,6 +281,7 @@ def scenario(production: Production) -> Iterator[Scenario]:
         videos,
         runs[refused_id],
         runs[crashing_id],
+        runs[silent_id],
     )
     for run_id in killed_runs:
         moments: dict[str, float] = {}
@@ -387,3 +396,16 @@ def test_a_job_that_keeps_crashing_stops_after_the_restart_limit(production: Pro
     assert f"crashed {MAX_CRASH_RESTARTS + 1} times" in message, message
     assert f"SORA_EXTEND_MAX_CRASH_RESTARTS={MAX_CRASH_RESTARTS}" in message
     assert RESUME_TAG in production.stack.flow_run(crashing["id"])["tags"]
+
+
+def test_a_run_lost_before_its_first_heartbeat_is_found_and_resumed(production: Production, scenario: Scenario) -> None:
+    """The heartbeat watch starts at Running, not at the first heartbeat: otherwise a run whose machine died
+    before that heartbeat reached the server stays Running for ever, and nobody resumes it."""
+    states = production.stack.states(scenario.silent["id"])
+    kinds = [(state["type"], state["name"]) for state in states]
+    assert scenario.silent["state_type"] == "COMPLETED", kinds
+    crashed = [index for index, kind in enumerate(kinds) if kind[0] == "CRASHED"]
+    assert len(crashed) == 1 and states[crashed[0]]["message"].startswith("No heartbeat for"), kinds
+    assert kinds[crashed[0] - 1] == ("RUNNING", "Running") and kinds[crashed[0] + 1] == ("SCHEDULED", "AwaitingRetry")
+    # Not before a whole crash window of silence: a slow first heartbeat must not crash a healthy run.
+    assert _at(states[crashed[0]]) - _at(states[crashed[0] - 1]) >= CRASH_AFTER_S
